@@ -97,6 +97,7 @@ class Graph:
 
     nodes: dict[str, Node] = field(default_factory=dict)
     input: str = ""
+    output: str = ""  # default end-point; the last node when empty
 
     @classmethod
     def with_input(cls, shape: Sequence[int], name: str = "input") -> Graph:

@@ -1,0 +1,96 @@
+"""Explicit per-axis read maps for ops that are not integer-stride windows.
+
+Each function returns an int array (n_out, m): the input indices output position i reads, -1
+for none. Only reads with a nonzero weight count (a bilinear sample exactly on a pixel reads one
+pixel), so the maps are the exact support of each op. Frontends and the spec loader share them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SpecError
+
+
+def _pack(rows: list[list[int]]) -> np.ndarray:
+    width = max((len(r) for r in rows), default=0)
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def transposed(n_in: int, n_out: int, kernel: int, stride: int, dilation: int = 1,
+               pad_before: int = 0) -> np.ndarray:
+    """Transposed convolution: output o gets input i when o = i*stride - pad + m*dilation."""
+    o = np.arange(n_out)[:, None]
+    m = np.arange(kernel)[None, :]
+    num = o + pad_before - m * dilation
+    i = num // stride
+    ok = (num % stride == 0) & (i >= 0) & (i < n_in)
+    return np.where(ok, i, -1)
+
+
+def nearest(n_in: int, n_out: int, scale: float | None = None, exact: bool = False) -> np.ndarray:
+    """Nearest upsampling: ``floor(o*scale)`` (PyTorch 'nearest'), or ``floor((o+0.5)*scale)``
+    ('nearest-exact'); ``scale`` is input/output (n_in/n_out unless the framework uses another).
+    """
+    scale = n_in / n_out if scale is None else scale
+    o = np.arange(n_out, dtype=np.float64)
+    # float32 arithmetic as the frameworks do it, so the last index matches theirs
+    src = np.floor(((o + 0.5) if exact else o).astype(np.float32) * np.float32(scale))
+    return np.minimum(src.astype(np.int64), n_in - 1)[:, None]
+
+
+def linear(n_in: int, n_out: int, align_corners: bool, scale: float | None = None,
+           taps: int = 2) -> np.ndarray:
+    """(Bi/tri)linear (taps=2) or cubic (taps=4) interpolation along one axis.
+
+    align_corners=True: ``src = o*(n_in-1)/(n_out-1)``; False: ``src = (o+0.5)*scale - 0.5``
+    clamped at 0 (PyTorch's half-pixel rule), ``scale`` = n_in/n_out unless given. Cubic reads
+    ``floor(src)-1 .. floor(src)+2`` clamped to the border.
+    """
+    o = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        src = o * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+    else:
+        s = n_in / n_out if scale is None else scale
+        src = (o + 0.5) * s - 0.5
+        if taps == 2:
+            src = np.maximum(src, 0.0)
+    base = np.floor(src).astype(np.int64)
+    frac = src - base
+    rows = []
+    for i in range(n_out):
+        if taps == 2:
+            r = [min(base[i], n_in - 1)] + ([min(base[i] + 1, n_in - 1)] if frac[i] > 0 else [])
+        else:  # cubic: four taps, weights nonzero unless exactly on a pixel
+            r = ([min(max(base[i], 0), n_in - 1)] if frac[i] == 0 else
+                 [min(max(base[i] + t, 0), n_in - 1) for t in (-1, 0, 1, 2)])
+        rows.append(sorted(set(r)))
+    return _pack(rows)
+
+
+def padded(n_in: int, before: int, after: int, mode: str) -> np.ndarray:
+    """Padding (negative = crop) in mode constant / reflect / replicate / circular."""
+    j = np.arange(-before, n_in + after)
+    if mode in ("constant", "zeros"):
+        return np.where((j >= 0) & (j < n_in), j, -1)[:, None]
+    if mode == "reflect":
+        if max(before, after) >= n_in:
+            raise SpecError(f"reflect padding {before, after} must be < input size {n_in}")
+        j = np.abs(j)
+        j = np.where(j >= n_in, 2 * (n_in - 1) - j, j)
+    elif mode == "replicate":
+        j = np.clip(j, 0, n_in - 1)
+    elif mode == "circular":
+        j = np.mod(j, n_in)
+    else:
+        raise SpecError(f"unknown padding mode {mode!r}; use constant, reflect, replicate "
+                        "or circular")
+    return j[:, None]
+
+
+def pixel_shuffle(n_in: int, factor: int) -> np.ndarray:
+    """Pixel shuffle along one axis: output o reads input o // factor."""
+    return (np.arange(n_in * factor) // factor)[:, None]
