@@ -245,7 +245,8 @@ def replknet_area_ratio(
     gets an answer, and ``ratio`` counts the positions of the clipped square (equal to the
     script's (side/h)(side/w) whenever the square fits, which is always the case there). Works
     per axis, so non-square maps (where the script's slicing wraps) and 1-D / 3-D maps are
-    handled. Not invariant to scaling the map when ``log`` is on (log10(x+1) is not).
+    handled. log10(x + 1) is computed as log1p(x) / ln 10, so entries below ~1e-16 are not
+    rounded to 0. Not invariant to scaling the map when ``log`` is on (log10(x+1) is not).
     """
     a = _check_map(erf, "replknet_area_ratio")
     ts = [float(t) for t in thresholds]
@@ -253,7 +254,7 @@ def replknet_area_ratio(
         raise MetricError(f"replknet_area_ratio: thresholds must lie in [0, 1), got {thresholds}")
     c = _index_center(a, center, "replknet_area_ratio")
     if log:
-        a = np.log10(a + 1.0)
+        a = np.log1p(a) / math.log(10.0)  # log10(x + 1), without rounding tiny x to 0
         a = a / a.max()
     grids = np.meshgrid(*(np.arange(n) for n in a.shape), indexing="ij")
     offsets = [np.abs(g - ci) for g, ci in zip(grids, c, strict=True)]
