@@ -17,15 +17,15 @@ FRAMEWORKS = ("spec", "torch", "jax")
 
 def detect_framework(target: Any) -> str:
     """'spec', 'torch' or 'jax' from the target's type, without importing a framework."""
-    if isinstance(target, (str, Path)):
+    if isinstance(target, (str, Path, dict)):
         return "spec"
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(target, torch.nn.Module):
         return "torch"
     if callable(target) or isinstance(target, tuple):
         return "jax"
-    raise SpecError(f"cannot analyze a {type(target).__name__}: pass a Graph, a spec file path, "
-                    "a torch.nn.Module or a JAX callable")
+    raise SpecError(f"cannot analyze a {type(target).__name__}: pass a Graph, a spec (file "
+                    "path or dict), a torch.nn.Module or a JAX callable")
 
 
 def to_graph(target: Any, input_shape: Sequence[int] | None = None, *,

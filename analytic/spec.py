@@ -328,7 +328,7 @@ def load_spec(source: str | Path | dict, input_shape: Sequence[int] | None = Non
     ``input_shape`` overrides the spec's ``input`` (spatial shape).
     """
     where = "spec"
-    if isinstance(source, dict):
+    if not isinstance(source, (str, Path)):
         raw = source
     else:
         path = Path(source)
