@@ -197,7 +197,8 @@ def script_square(data: np.ndarray, t: float):
 square_maps = (
     st.integers(3, 12)
     .flatmap(
-        lambda n: hnp.arrays(np.float64, (n, n), elements=st.one_of(st.just(0.0), st.floats(1e-3, 100)))
+        lambda n: hnp.arrays(
+            np.float64, (n, n), elements=st.one_of(st.just(0.0), st.floats(1e-3, 100)))
     )
     .map(lambda a: np.where(a < 1e-6, 0.0, a))  # so that the script's log10(x + 1) is > 0
     .filter(lambda a: a.any())
