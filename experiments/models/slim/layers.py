@@ -9,7 +9,7 @@ including its asymmetric, input-size dependent form (DESIGN.md section 5).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -199,9 +199,6 @@ class ArgScope:
                       dilation=dilation, groups=groups, bias=bn is None)
         act = self.activation() if activate and self.activation is not None else None
         return SlimConv(conv, bn, act)
-
-    def without_norm(self) -> ArgScope:
-        return replace(self, batch_norm=None)
 
 
 class SlimConv(nn.Sequential):
