@@ -43,8 +43,10 @@ def register(entry: ZooEntry) -> ZooEntry:
 
 _TORCH_NCHW = {"torch": (1, 3, 224, 224)}
 register(ZooEntry("small_resnet", "quickstart ResNet: 3x3/2 stem, 3 stages of basic blocks",
-                  {"torch": "experiments.models.modern:small_resnet"},
-                  {"torch": (1, 3, 96, 96)}, {"torch": "NCHW"}, "layer3"))
+                  {"torch": "experiments.models.modern:small_resnet",
+                   "jax": "experiments.models.jax_nets:small_resnet"},
+                  {"torch": (1, 3, 96, 96), "jax": (1, 3, 96, 96)},
+                  {"torch": "NCHW", "jax": "NCHW"}, "layer3"))
 register(ZooEntry("convnext_t", "ConvNeXt-T geometry (7x7 depthwise), width 1/4",
                   {"torch": "experiments.models.zoo:_convnext_t_quarter"}, _TORCH_NCHW,
                   {"torch": "NCHW"}, "stages.3"))
