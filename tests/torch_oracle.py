@@ -16,7 +16,7 @@ vanishes on part of the input (ReLU after a mean-subtracting norm) can hide supp
 
 Main entry points: :func:`support_masks` (boolean masks over the input's spatial dims) and
 :func:`support_boxes` (their bounding boxes per input axis). :func:`rsp_from_boxes` reads the
-paper's r, S, P off boxes of unclipped positions.
+paper's r, S, P off the boxes of unclipped positions.
 """
 
 from __future__ import annotations
@@ -101,10 +101,11 @@ def probed_max_pooling() -> Iterator[None]:
 
         def max_pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                      return_indices=False):
-            if return_indices:
-                return original(input, kernel_size, stride, padding, dilation,
-                                ceil_mode=ceil_mode, return_indices=True)
-            return sum_pool(input, nd, kernel_size, stride, padding, dilation, ceil_mode)
+            summed = sum_pool(input, nd, kernel_size, stride, padding, dilation, ceil_mode)
+            if return_indices:  # the real indices, the summed values
+                return summed, original(input, kernel_size, stride, padding, dilation,
+                                        ceil_mode=ceil_mode, return_indices=True)[1]
+            return summed
         return max_pool
 
     def make_adaptive(nd: int):
@@ -113,7 +114,7 @@ def probed_max_pooling() -> Iterator[None]:
 
         def adaptive_max_pool(input, output_size, return_indices=False):
             if return_indices:
-                return original(input, output_size, return_indices=True)
+                return avg(input, output_size), original(input, output_size, True)[1]
             return avg(input, output_size)
         return adaptive_max_pool
 
@@ -137,19 +138,34 @@ def _first_tensor(value) -> torch.Tensor:
     raise ValueError("the end-point produced no tensor")
 
 
-def _run(model: nn.Module, x: torch.Tensor, output: str | None) -> torch.Tensor:
+class _Stop(Exception):
+    """Raised by the end-point's hook to skip the rest of the forward pass."""
+
+
+def _run(model: nn.Module, x: torch.Tensor, output: str | None,
+         stop: bool = False) -> tuple[torch.Tensor, int]:
+    """The end-point's value and how often its module ran; ``stop``: end the forward pass at
+    the module's first call (only valid when it runs once)."""
     if output is None:
-        return _first_tensor(model(x))
+        return _first_tensor(model(x)), 1
     sub = model.get_submodule(output.replace("/", "."))
     seen: list[torch.Tensor] = []
-    handle = sub.register_forward_hook(lambda mod, args, out: seen.append(_first_tensor(out)))
+
+    def hook(mod, args, out):
+        seen.append(_first_tensor(out))
+        if stop:
+            raise _Stop
+
+    handle = sub.register_forward_hook(hook)
     try:
         model(x)
+    except _Stop:
+        pass
     finally:
         handle.remove()
     if not seen:
         raise ValueError(f"module {output!r} did not run")
-    return seen[-1]  # a module called several times: its last call
+    return seen[-1], len(seen)  # a module called several times: its last call
 
 
 def all_positions(shape: Sequence[int]) -> list[tuple[int, ...]]:
@@ -176,23 +192,17 @@ def support_masks(model: nn.Module, input_shape: Sequence[int],
     for draw in range(draws):
         m = prepared(model, seed + draw)
         g = torch.Generator().manual_seed(10_000 + seed + draw)
-        x = (torch.rand(input_shape, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
-        with probed_max_pooling():
-            y = _run(m, x, output)
-        out_sp = tuple(range(2, y.ndim)) if out_spatial_dims is None else tuple(out_spatial_dims)
+        x0 = torch.rand(input_shape, generator=g, dtype=torch.float64) + 0.1
+        with torch.no_grad(), probed_max_pooling():
+            y0, calls = _run(m, x0, output)
+        out_sp = tuple(range(2, y0.ndim)) if out_spatial_dims is None else tuple(out_spatial_dims)
         if pos_list is None:
             pos_list = ([tuple(int(i) for i in p) for p in positions] if positions is not None
-                        else all_positions([y.shape[d] for d in out_sp]))
+                        else all_positions([y0.shape[d] for d in out_sp]))
         masks = []
         for start in range(0, len(pos_list), batch):
-            chunk = pos_list[start:start + batch]
-            ct = torch.zeros((len(chunk), *y.shape), dtype=y.dtype)
-            for b, p in enumerate(chunk):
-                idx: list = [b] + [slice(None)] * y.ndim
-                for d, i in zip(out_sp, p):
-                    idx[1 + d] = i
-                ct[tuple(idx)] = 1.0
-            grads = _batched_grad(y, x, ct)
+            grads = _gradients(m, x0, y0, output, pos_list[start:start + batch], out_sp,
+                               batch_dim=0 not in in_sp, stop=calls == 1)
             other = tuple(1 + d for d in range(len(input_shape)) if d not in in_sp)
             g_abs = grads.abs().sum(dim=other) if other else grads.abs()
             masks.append((g_abs > 0).numpy())
@@ -202,7 +212,40 @@ def support_masks(model: nn.Module, input_shape: Sequence[int],
     return pos_list, union
 
 
-def _batched_grad(y: torch.Tensor, x: torch.Tensor, ct: torch.Tensor) -> torch.Tensor:
+def _one_hot(shape: Sequence[int], chunk: list, out_sp: Sequence[int], dtype) -> torch.Tensor:
+    """Cotangents (len(chunk), *shape): one at each position for every non-spatial index."""
+    ct = torch.zeros((len(chunk), *shape), dtype=dtype)
+    for b, p in enumerate(chunk):
+        idx: list = [b] + [slice(None)] * len(shape)
+        for d, i in zip(out_sp, p):
+            idx[1 + d] = i
+        ct[tuple(idx)] = 1.0
+    return ct
+
+
+def _gradients(m: nn.Module, x0: torch.Tensor, y0: torch.Tensor, output: str | None,
+               chunk: list, out_sp: Sequence[int], batch_dim: bool,
+               stop: bool = False) -> torch.Tensor:
+    """Input gradients (len(chunk), *x0.shape) of the one-hot cotangents of ``chunk``.
+
+    Fast path: a batch of identical inputs, one cotangent per sample, one backward pass (valid
+    when samples do not interact: checked on the forward values); else a vmapped backward."""
+    k = len(chunk)
+    if batch_dim and x0.shape[0] == 1 and y0.ndim and y0.shape[0] == 1 and 0 not in out_sp:
+        x = x0.repeat((k,) + (1,) * (x0.ndim - 1)).requires_grad_()
+        try:
+            with probed_max_pooling():
+                y, _ = _run(m, x, output, stop)
+        except RuntimeError:  # the model fixes the batch size (a view, a constant grid)
+            y = y0
+        if y is not y0 and y.shape[0] == k and torch.allclose(
+                y.detach(), y0.expand_as(y), rtol=1e-6, atol=0.0):
+            ct = _one_hot(y0.shape, chunk, out_sp, y.dtype).reshape(y.shape)
+            return torch.autograd.grad(y, x, ct)[0].unsqueeze(1)
+    x = x0.clone().requires_grad_()
+    with probed_max_pooling():
+        y, _ = _run(m, x, output, stop)
+    ct = _one_hot(y.shape, chunk, out_sp, y.dtype)
     try:
         return torch.autograd.grad(y, x, ct, retain_graph=True, is_grads_batched=True)[0]
     except RuntimeError:  # an op without a batching rule: one backward pass per cotangent
@@ -235,32 +278,30 @@ def support_boxes(model: nn.Module, input_shape: Sequence[int],
     return boxes_from_masks(masks)
 
 
-def rsp_from_boxes(boxes: dict[tuple[int, ...], Box], in_shape: Sequence[int],
-                   axis: int, out_axis: int | None = None) -> tuple[int | None, ...]:
-    """The paper's (r, S, P) along input ``axis`` from boxes of output positions (keys), using
-    only box ends that are not clipped by the image border; None where no position shows it.
-    ``out_axis``: the output index that moves along this axis (default: the same)."""
+def rsp_from_boxes(boxes: dict[tuple[int, ...], Box], axis: int, n: int,
+                   out_axis: int | None = None) -> tuple[int | None, ...]:
+    """The paper's (r, S, P) along input ``axis`` (of size ``n``) from the boxes of output
+    positions (keys).
+
+    Clipping only shrinks a box, so r is the largest size among boxes that touch neither
+    border; S the step between neighbouring positions (along output index ``out_axis``, by
+    default the same) that both reach it; P = x*S - lo(x) there. None where no position shows
+    it (r would exceed the input).
+    """
     j = axis if out_axis is None else out_axis
-    n = in_shape[axis]
-    size = stride = padding = None
-    lo_free = {p: b[axis][0] for p, b in boxes.items() if b[axis] is not None and b[axis][0] > 0}
-    hi_free = {p: b[axis][1] for p, b in boxes.items()
-               if b[axis] is not None and b[axis][1] < n - 1}
-    for p in lo_free:
-        if p in hi_free:
-            size = hi_free[p] - lo_free[p] + 1
+    spans = {p: b[axis] for p, b in boxes.items()
+             if b[axis] is not None and b[axis][0] > 0 and b[axis][1] < n - 1}
+    if not spans:
+        return None, None, None
+    size = max(hi - lo + 1 for lo, hi in spans.values())
+    full = {p: lo for p, (lo, hi) in spans.items() if hi - lo + 1 == size}
+    stride = padding = None
+    for p, lo in full.items():
+        q = p[:j] + (p[j] + 1,) + p[j + 1:]
+        if q in full:
+            stride = full[q] - lo
+            padding = p[j] * stride - lo
             break
-    for free in (lo_free, hi_free):
-        for p, v in free.items():
-            q = p[:j] + (p[j] + 1,) + p[j + 1:]
-            if q in free:
-                stride = free[q] - v
-                break
-        if stride is not None:
-            break
-    if stride is not None and lo_free:
-        p, v = next(iter(lo_free.items()))
-        padding = p[j] * stride - v
     return size, stride, padding
 
 
@@ -270,15 +311,15 @@ def rsp_from_boxes(boxes: dict[tuple[int, ...], Box], in_shape: Sequence[int],
 def compare(model: nn.Module, input_shape: Sequence[int], output: str | None = None,
             positions: Iterable[Sequence[int]] | None = None, *, exact: bool = True,
             rsp: bool = False, draws: int = 1, out_spatial_dims: Sequence[int] | None = None,
-            trace_options: dict | None = None):
+            trace_options: dict | None = None, capture=None):
     """Analyze ``model`` with the torch frontend and hold its exact regions against the
     oracle at ``positions`` (all by default): equal boxes (``exact``) or analysis boxes that
     contain the oracle's (global ops). ``rsp``: r, S, P of the end-point must equal what the
-    oracle's unclipped boxes show. Returns (analysis, capture, {position: oracle box})."""
+    oracle's unclipped boxes show. ``capture``: reuse a :func:`trace64` of the same model.
+    Returns (analysis, capture, {position: oracle box})."""
     from analytic.analysis import analyze_graph
-    from analytic.frontends.torch import trace
 
-    cap = trace(model, input_shape, **(trace_options or {}))
+    cap = capture or trace64(model, input_shape, **(trace_options or {}))
     analysis = analyze_graph(cap.graph, output)
     pos, masks = support_masks(model, input_shape, positions, output, draws=draws,
                                out_spatial_dims=out_spatial_dims)
@@ -287,20 +328,29 @@ def compare(model: nn.Module, input_shape: Sequence[int], output: str | None = N
     bad = []
     for p, want in oracle.items():
         got = [tuple(b) if b is not None else None
-               for b in boxes.at(cap.torch_index(analysis.output, p))]
+               for b in boxes.at(cap.torch_index(analysis.output, p, out_spatial_dims))]
         ok = got == list(want) if exact else _contains(got, list(want))
         if not ok:
             bad.append(f"{p}: analysis {got} oracle {list(want)}")
     assert not bad, (f"{len(bad)} of {len(oracle)} positions of {analysis.output!r} differ:\n  "
                      + "\n  ".join(bad[:8]))
     if rsp:
-        in_sp = [int(n) for n in input_shape[2:]]
-        for a in range(len(in_sp)):
-            want = rsp_from_boxes(oracle, in_sp, a)
+        for a in range(len(input_shape) - 2):
+            want = rsp_from_boxes(oracle, a, int(input_shape[2 + a]))
             got = (analysis.size[a], analysis.stride[a], analysis.padding[a])
             assert all(w is None or w == g for w, g in zip(want, got)), (a, got, want)
             assert want[0] is not None, f"no unclipped position shows r on axis {a}"
     return analysis, cap, oracle
+
+
+def trace64(model: nn.Module, input_shape: Sequence[int], **options):
+    """The torch frontend's capture of a float64 copy, like the oracle's model: interpolation
+    index arithmetic runs in the tensor's precision (a float32 model can read a neighbour
+    with weight 1e-8 where float64 does not)."""
+    from analytic.frontends.torch import trace
+
+    example = torch.rand(tuple(input_shape), dtype=torch.float64)
+    return trace(copy.deepcopy(model).double(), example_inputs=example, **options)
 
 
 def _contains(outer: list, inner: list) -> bool:

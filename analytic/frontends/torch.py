@@ -93,16 +93,23 @@ class Capture:
     export_seconds: float = 0.0
     build_seconds: float = 0.0
 
-    def torch_index(self, name: str, index: Sequence[int]) -> tuple[int, ...]:
-        """IR position of node ``name`` from a position in its torch tensor's spatial dims
-        (the dims carrying whole IR axes, in torch order)."""
+    def torch_index(self, name: str, index: Sequence[int],
+                    dims: Sequence[int] | None = None) -> tuple[int, ...]:
+        """IR position of node ``name`` from an index into dims ``dims`` of its torch tensor
+        (default: dims 2 and up, the NC* layout). Plain dims carry no IR axis and are ignored;
+        a merged dim (tokens = h*W + w) is split into its axes' digits."""
         lay = self.layouts[self.graph.resolve(name)]
+        dims = tuple(range(2, len(lay.dims))) if dims is None else tuple(dims)
+        if len(index) != len(dims):
+            raise SpecError(f"index {list(index)} does not match dims {list(dims)} of node "
+                            f"{name!r}")
         pos = [0] * len(lay.node_shape)
-        spatial = [d for d in range(len(lay.dims)) if lay.simple_axis(d) is not None]
-        if len(index) != len(spatial):
-            raise SpecError(f"node {name!r} has {len(spatial)} spatial dims, got {list(index)}")
-        for d, i in zip(spatial, index):
-            pos[lay.simple_axis(d)] = int(i)  # type: ignore[index]
+        for d, i in zip(dims, index):
+            rest = int(i)
+            for f in reversed(lay.dims[d]):  # innermost factor first
+                digit, rest = rest % f.size, rest // f.size
+                if f.axis is not None:
+                    pos[f.axis] += digit * f.stride
         return tuple(pos)
 
 
@@ -132,6 +139,7 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
     table = _user_rules(rules)
     if _needs_functionalization(program):
         program = program.run_decompositions({})
+    decomposed: list[str] = []
     for attempt in range(4):
         try:
             graph, layouts = _Builder(program, table, spatial_dims).build()
@@ -140,7 +148,10 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
             decomposable = {op: fn for op, fn in _decompositions().items()
                             if op in missing.ops} if decompose and attempt < 3 else {}
             if not decomposable:
-                raise UnsupportedOpError(missing.message) from None
+                note = (f"\n(after decomposing {', '.join(decomposed)}, which have no rule)"
+                        if decomposed else "")
+                raise UnsupportedOpError(missing.message + note) from None
+            decomposed += sorted(_op_name(op) for op in decomposable)
             program = program.run_decompositions(decomposable)
     return Capture(graph, program, layouts, export_seconds, time.perf_counter() - t1)
 
@@ -193,22 +204,32 @@ def _export(model: torch.nn.Module, args: tuple) -> ExportedProgram:
 
 def _needs_functionalization(program: ExportedProgram) -> bool:
     """In-place ops are fine when they overwrite a tensor nothing else reads later (relu_ on a
-    fresh activation); a mutation through a view or of a tensor used again needs the
-    functional form (slice assignment becomes slice_scatter)."""
+    fresh activation, ``out += identity``); a mutation through a view, of an input, or of a
+    tensor that is read again afterwards needs the functional form (``run_decompositions``
+    turns slice assignment into slice_scatter)."""
     order = {n: i for i, n in enumerate(program.graph.nodes)}
     for n in program.graph.nodes:
-        schema = getattr(n.target, "_schema", None)
-        if n.op != "call_function" or schema is None or not schema.is_mutable:
+        if n.op != "call_function" or not _is_inplace(n):
             continue
-        target = n.args[0] if n.args else None
-        if not isinstance(target, torch.fx.Node) or target.op != "call_function":
-            return True
-        tschema = getattr(target.target, "_schema", None)
-        if tschema is None or any(a.alias_info is not None for a in tschema.returns):
-            return True  # mutating a view
-        if any(order[u] > order[n] for u in target.users if u is not n):
-            return True
+        chain = [n]  # the mutated tensor and the in-place results that alias it
+        while _is_inplace(chain[-1]):
+            target = chain[-1].args[0] if chain[-1].args else None
+            if not isinstance(target, torch.fx.Node) or target.op != "call_function":
+                return True  # mutating an input, a parameter or a buffer
+            schema = getattr(target.target, "_schema", None)
+            if schema is None or any(r.alias_info is not None and not r.alias_info.is_write
+                                     for r in schema.returns):
+                return True  # mutating a view
+            chain.append(target)
+        for t in chain[1:]:
+            if any(order[u] > order[n] and u not in chain for u in t.users):
+                return True
     return False
+
+
+def _is_inplace(node: torch.fx.Node) -> bool:
+    schema = getattr(node.target, "_schema", None)
+    return node.op == "call_function" and schema is not None and schema.is_mutable
 
 
 _DECOMP: dict | None = None

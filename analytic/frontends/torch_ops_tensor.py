@@ -130,6 +130,13 @@ def expand(call: OpCall) -> Any:
     return {x.key: broadcast_maps(x.shape, call.out_shape)}
 
 
+@RULES.register(*aten_ops("expand_as.default"))
+def expand_as(call: OpCall) -> Any:
+    """``x.expand_as(other)``: broadcast to other's shape (other's values are not read)."""
+    x = call.arg("self")
+    return {"other": None, **({"self": broadcast_maps(x.shape, call.out_shape)} if x else {})}
+
+
 @RULES.register(*aten_ops("repeat.default", "tile.default"))
 def repeat(call: OpCall) -> Any:
     """Tiling: output o reads input o % n along each dim."""

@@ -186,13 +186,18 @@ def upsample(call: OpCall) -> Any:
     for i in range(nd):
         d = first + i
         n_in, n_out = x.shape[d], call.out_shape[d]
+        # other axes: size 2 kept as is (torch's antialiased kernels take a different path
+        # when an axis has size 1, so only a real size 1 is probed as 1)
+        other = [min(x.shape[first + j], 2) for j in range(nd)]
         probe = torch.eye(n_in, dtype=dtype).reshape((n_in, 1) + tuple(
-            n_in if j == i else 1 for j in range(nd)))
-        size = [n_out if j == i else 1 for j in range(nd)]
+            n_in if j == i else 1 for j in range(nd))).expand(
+            (n_in, 1) + tuple(n_in if j == i else other[j] for j in range(nd))).contiguous()
+        size = [n_out if j == i else other[j] for j in range(nd)]
         scale = [scales[j] if j == i else None for j in range(nd)]
         args = (probe, size) + ((align,) if linear else ()) + tuple(scale)
         with torch.no_grad():
-            y = default(*args).reshape(n_in, n_out)
+            y = default(*args)[(slice(None), 0) + tuple(
+                slice(None) if j == i else 0 for j in range(nd))]
         support = (y != 0).T.numpy()
         width = max(int(support.sum(axis=1).max()), 1)
         idx = np.full((n_out, width), -1, dtype=np.int64)
