@@ -190,3 +190,31 @@ def test_misalignment_is_reported_with_paths():
     a = analytic.analyze(model, (1, 2, 8, 8))
     assert a.node("a").size == (3, 3)
     compare(model, (1, 2, 8, 8))
+
+
+def test_no_grad_blocks_in_forward_are_inlined():
+    class NoGrad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 2, 3)
+
+        def forward(self, x):
+            with torch.no_grad():
+                y = self.c(x)
+            return y + x[:, :, 1:-1, 1:-1]
+
+    assert analytic.analyze(NoGrad(), (1, 2, 8, 8)).size == (3, 3)
+
+
+def test_extra_inputs_are_constants():
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 2, 3)
+
+        def forward(self, x, mask):
+            return self.c(x) * mask
+
+    a = analytic.analyze(Masked(), example_inputs=(torch.rand(1, 2, 8, 8),
+                                                   torch.rand(1, 2, 6, 6)))
+    assert a.size == (3, 3) and [n.op for n in a.graph] == ["input", "conv2d", "mul"]

@@ -16,7 +16,8 @@ from models_torch import Fn  # noqa: E402
 from torch import nn  # noqa: E402
 from torch_oracle import compare  # noqa: E402
 
-from analytic.frontends.torch import RULES, _lookup  # noqa: E402
+from analytic.frontends.torch import RULES  # noqa: E402
+from analytic.frontends.torch_rules import lookup  # noqa: E402
 
 CASES: list = []
 
@@ -320,7 +321,7 @@ def test_rule_against_oracle(rule, make, shape, exact, rsp, output, draws):
     torch.manual_seed(0)
     model = make()
     analysis, cap, _ = compare(model, shape, output, exact=exact, rsp=rsp, draws=draws)
-    used = {getattr(_lookup(n.target, {}), "__name__", None) for n in cap.program.graph.nodes
+    used = {getattr(lookup(n.target, {}), "__name__", None) for n in cap.program.graph.nodes
             if n.op == "call_function"}
     assert rule in used, f"the case does not exercise rule {rule!r} (used: {sorted(used - {None})})"
 

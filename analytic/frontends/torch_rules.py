@@ -11,7 +11,6 @@ spatial and turns the maps into IR edges; rules never need to know.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,4 +262,29 @@ def aten_ops(*names: str) -> list[Any]:
     return list(dict.fromkeys(out))
 
 
-GETITEM = operator.getitem
+def op_name(op: Any) -> str:
+    """``aten.conv2d.default`` for an op overload; the name of any other callable."""
+    name = str(op)
+    return name if name.startswith("aten.") or "." in name else getattr(op, "__name__", name)
+
+
+def user_rules(rules: dict | None) -> dict:
+    """Normalize ``rules=`` keys: op overloads, overload packets or names."""
+    table: dict = {}
+    for key, fn in (rules or {}).items():
+        if not callable(fn):
+            raise SpecError(f"the rule for {key} is not callable")
+        if isinstance(key, str):
+            table[key.removeprefix("torch.ops.").replace("::", ".")] = fn
+        else:
+            table[key] = fn
+    return table
+
+
+def lookup(target: Any, user: dict) -> Rule | None:
+    """The user's rule for an op (by overload, packet or name), else the built-in one."""
+    for key in (target, getattr(target, "overloadpacket", None), str(target),
+                str(getattr(target, "overloadpacket", ""))):
+        if key is not None and key in user:
+            return user[key]
+    return RULES.get(target)
