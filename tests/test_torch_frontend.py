@@ -185,11 +185,15 @@ def test_analyze_dispatches_to_torch():
 
 
 def test_misalignment_is_reported_with_paths():
-    model = Fn(lambda m, x: m.a(x) + F.interpolate(m.b(x), size=(4, 4)),
-               a=nn.Conv2d(2, 2, 3, 2, 1), b=nn.Conv2d(2, 2, 3, 2))
-    a = analytic.analyze(model, (1, 2, 8, 8))
-    assert a.node("a").size == (3, 3)
-    compare(model, (1, 2, 8, 8))
+    """DESIGN.md D6: conv k5 p(2,1) s2 + (conv k3 -> conv k3), added: strides 2 vs 1."""
+    model = Fn(lambda m, x: m.a(F.pad(x, (2, 1))) + m.c(m.b(x)), a=nn.Conv1d(1, 1, 5, 2),
+               b=nn.Conv1d(1, 1, 3), c=nn.Conv1d(1, 1, 3))
+    a, _, oracle = compare(model, (1, 1, 8))
+    assert list(oracle.values()) == [[(0, 4)], [(0, 5)], [(2, 6)], [(3, 7)]]
+    assert not a.aligned
+    (m,) = a.misalignments
+    assert m.node == "add" and m.strides in ((2, 1), (1, 2))
+    assert {p[-2] for p in m.paths} == {"conv1d", "conv1d_2"}
 
 
 def test_no_grad_blocks_in_forward_are_inlined():

@@ -204,6 +204,10 @@ case("reshape", "split-axis-and-merge-back",
 case("reshape", "squeeze-unsqueeze",
      lambda: Fn(lambda m, x: m.c(x.unsqueeze(2)).squeeze(2), c=nn.Conv3d(2, 2, (1, 3, 3))),
      (1, 2, 7, 6), rsp=True)
+case("reshape", "se-flatten-linear-view",
+     lambda: Fn(lambda m, x: x * torch.sigmoid(m.fc(F.adaptive_avg_pool2d(m.c(x), 1).flatten(1)))
+                .view(1, 2, 1, 1), c=nn.Conv2d(2, 2, 3, padding=1), fc=nn.Linear(2, 2)),
+     (1, 2, 5, 6))
 case("reshape", "merge-mixes-axes-global",
      lambda: Fn(lambda m, x: m.c(x.reshape(1, 2, 6, 8)), c=nn.Conv2d(2, 2, 3)), (1, 2, 8, 6),
      exact=False)
@@ -259,6 +263,9 @@ case("glu", "glu-spatial", lambda: Fn(lambda m, x: F.glu(x, 2)), (1, 2, 8, 3))
 # ---- normalization ------------------------------------------------------------------------------
 case("batch_norm", "eval", lambda: seq(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2)), (1, 2, 7, 8),
      rsp=True)
+case("batch_norm", "functionalized-no-training-op",  # slice assignment: inference IR
+     lambda: Fn(lambda m, x: m.bn(_assign(m.c(x))), c=nn.Conv2d(2, 2, 3), bn=nn.BatchNorm2d(2)),
+     (1, 2, 10, 8))
 case("batch_norm", "training-stats-global",
      lambda: Fn(lambda m, x: F.batch_norm(x, None, None, training=True)), (2, 2, 5, 4))
 case("instance_norm", "affine", lambda: nn.InstanceNorm2d(2, affine=True), (1, 2, 5, 6))
@@ -299,6 +306,10 @@ case("einsum", "pointwise-product", lambda: Fn(lambda m, x: torch.einsum("nchw,n
 case("attention", "tokens-global",
      lambda: Fn(lambda m, x: F.scaled_dot_product_attention(*(x.flatten(2).transpose(1, 2),) * 3)
                 .transpose(1, 2).unflatten(2, (3, 4))), (1, 2, 3, 4))
+case("attention", "vit-cls-token-pos-embedding",
+     lambda: Fn(lambda m, x: _vit(m, x), p=nn.Conv2d(2, 4, 2, 2),
+                buffers={"cls": torch.ones(1, 1, 4), "pos": torch.ones(1, 13, 4)}),
+     (1, 2, 6, 8))
 case("attention", "causal-1d",
      lambda: Fn(lambda m, x: F.scaled_dot_product_attention(*(x.transpose(1, 2),) * 3,
                                                              is_causal=True).transpose(1, 2)),
@@ -308,6 +319,13 @@ case("grid_sample", "constant-affine-grid",
                 buffers={"g": F.affine_grid(torch.tensor([[[0.5, 0.0, 0.1], [0.0, 0.5, 0.0]]]),
                                             (1, 2, 4, 5), align_corners=False)}),
      (1, 2, 8, 9), exact=False)
+
+
+def _vit(m, x):
+    t = m.p(x).flatten(2).transpose(1, 2)  # (N, 12, 4) patch tokens
+    t = torch.cat([m.cls.expand(x.shape[0], -1, -1), t], 1) + m.pos
+    t = F.scaled_dot_product_attention(t, t, t)[:, 1:]
+    return t.transpose(1, 2).reshape(x.shape[0], 4, 3, 4)
 
 
 def _bmm_attention(x):

@@ -48,7 +48,6 @@ For example ``torch.roll`` along dims (the built-in rule)::
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -67,10 +66,6 @@ from .torch_walk import Builder, Missing
 
 __all__ = ["RULES", "Capture", "OpCall", "RuleError", "RuleTable", "capture", "supported_ops",
            "trace"]
-
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_UNKNOWN = object()  # the output of an op without a rule: the walk goes on to list them all
-
 
 @dataclass
 class Capture:
@@ -127,7 +122,7 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
     t1 = time.perf_counter()
     table = user_rules(rules)
     if _needs_functionalization(program):
-        program = program.run_decompositions({})
+        program = _decompose(program, {})
     decomposed: list[str] = []
     for attempt in range(4):
         try:
@@ -141,7 +136,7 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
                         if decomposed else "")
                 raise UnsupportedOpError(missing.message + note) from None
             decomposed += sorted(op_name(op) for op in decomposable)
-            program = program.run_decompositions(decomposable)
+            program = _decompose(program, decomposable)
     return Capture(graph, program, layouts, export_seconds, time.perf_counter() - t1)
 
 
@@ -223,6 +218,12 @@ def _needs_functionalization(program: ExportedProgram) -> bool:
 def _is_inplace(node: torch.fx.Node) -> bool:
     schema = getattr(node.target, "_schema", None)
     return node.op == "call_function" and schema is not None and schema.is_mutable
+
+
+def _decompose(program: ExportedProgram, table: dict) -> ExportedProgram:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return program.run_decompositions(table)
 
 
 _DECOMP: dict | None = None
