@@ -241,7 +241,7 @@ def translate(layouts: Sequence[Layout], origins: Sequence[Sequence[int | None]]
         c = classes.get(root)
         if c is None:
             c = classes[root] = {"members": {}, "size": None, "dims": set(), "hidden": True,
-                                 "origin": origins[k][a], "order": len(classes), "maps": {}}
+                                 "origin": origins[k][a], "order": len(classes)}
         return c
 
     for o, kind in enumerate(kinds):

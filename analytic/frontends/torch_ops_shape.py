@@ -123,7 +123,7 @@ def roll(call: OpCall) -> Any:
 # ---- indexing ---------------------------------------------------------------------------------
 
 
-def _norm_slice(start: Any, end: Any, n: int) -> int:
+def _norm_start(start: Any, n: int) -> int:
     start = 0 if start is None else int(start)
     if start < 0:
         start += n
@@ -139,7 +139,7 @@ def slice_(call: OpCall) -> Any:
     d = int(call.args.get("dim") or 0) % nd
     n, m = x.shape[d], call.out_shape[d]
     step = int(call.args.get("step") or 1)
-    start = _norm_slice(call.args.get("start"), None, n)
+    start = _norm_start(call.args.get("start"), n)
     w = Window(kernel=1, stride=step, pad=(-start, (m - 1) * step + 1 - n + start))
     return call.along(x.key, {d: window(d, w, "slice")})
 
@@ -251,7 +251,7 @@ def scatter_view(call: OpCall) -> Any:
     if "index" in call.args:  # select_scatter
         start, step, m = int(call.args["index"]) % n, 1, 1
     else:
-        start = _norm_slice(call.args.get("start"), None, n)
+        start = _norm_start(call.args.get("start"), n)
         step = int(call.args.get("step") or 1)
         m = len(range(start, n if call.args.get("end") is None else
                       min(max(int(call.args["end"]) + (n if int(call.args["end"]) < 0 else 0),

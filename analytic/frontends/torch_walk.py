@@ -60,7 +60,7 @@ def _shape(val: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _flat_nodes(args: Any, prefix: Any = None) -> list[tuple[Any, torch.fx.Node]]:
+def _flat_nodes(args: dict[str, Any]) -> list[tuple[Any, torch.fx.Node]]:
     """(key, node) of every fx node among bound arguments; key is the name or (name, i)."""
     out = []
     for name, v in args.items():
