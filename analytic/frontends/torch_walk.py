@@ -259,7 +259,7 @@ class Builder:
         if isinstance(answer, Relayout):
             lay = inputs[0]
             if answer.perm is not None:
-                dims, broken = [lay.dims[d] for d in answer.perm], set()
+                dims, broken = [lay.dims[d] if d is not None else () for d in answer.perm], set()
             else:
                 dims, broken = reshape(lay, shape)
             t = relayout(lay, self.origins[lay.node], dims, broken)
