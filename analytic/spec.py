@@ -340,7 +340,12 @@ def load_spec(source: str | Path | dict, input_shape: Sequence[int] | None = Non
             raise SpecError(f"{where}: unknown spec format {path.suffix!r}; use .json or .toml")
         raw = parse_spec_text(path.read_text(), fmt, where)
     with paused_gc():
-        return _build(raw, input_shape, where)
+        try:
+            return _build(raw, input_shape, where)
+        except SpecError as e:  # node and field errors: name the file too
+            if where == "spec" or str(e).startswith(where):
+                raise
+            raise type(e)(f"{where}: {e}") from None
 
 
 def _build(raw: Any, input_shape: Sequence[int] | None, where: str) -> Graph:
