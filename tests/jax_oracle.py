@@ -49,10 +49,12 @@ def positive(params, seed: int = 0, scale_by_fan_in: bool = True):
 def _sum_instead(eqn, args, dep):
     """The selection-free replacement of an input-dependent equation, or None to keep it."""
     name, p = eqn.primitive.name, eqn.params
-    if name in ("max", "min"):
-        return [args[0] + args[1]]
+    if name in ("max", "min"):  # relu(x) = max(x, 0) -> x; max of two inputs -> their sum
+        kept = [a for a, d in zip(args, dep) if d]
+        return [kept[0] + kept[1] if len(kept) == 2 else jnp.broadcast_to(
+            kept[0], jnp.broadcast_shapes(*(jnp.shape(a) for a in args)))]
     if name == "clamp":
-        return [args[0] + args[1] + args[2]]
+        return [sum(a for a, d in zip(args, dep) if d)]
     if name == "select_n" and dep[0]:  # a data-dependent choice: take every case
         return [sum(args[1:])]
     if name in ("reduce_max", "reduce_min"):
@@ -61,6 +63,12 @@ def _sum_instead(eqn, args, dep):
         return [lax.reduce_window(args[0], jnp.zeros((), args[0].dtype), lax.add,
                                   p["window_dimensions"], p["window_strides"], p["padding"],
                                   p["base_dilation"], p["window_dilation"])]
+    if name == "reduce_window":  # a generic computation (no reverse mode): sum all operands
+        n = len(args) // 2
+        total = sum(lax.reduce_window(a, jnp.zeros((), a.dtype), lax.add, p["window_dimensions"],
+                                      p["window_strides"], p["padding"], p["base_dilation"],
+                                      p["window_dilation"]) for a in args[:n])
+        return [total] * n
     if name in ("cummax", "cummin"):
         return [lax.cumsum(args[0], axis=p["axis"], reverse=p["reverse"])]
     return None

@@ -254,6 +254,8 @@ class _Walker:
         prim = eqn.primitive.name
         if not any(isinstance(v, Data) for v in inputs):
             return _fold(eqn, inputs)
+        if all(_empty(v) for v in eqn.outvars):  # zero-size results carry nothing
+            return [_zeros(v) for v in eqn.outvars]
         try:
             source = source_info_util.summarize(eqn.source_info)
         except Exception:  # source info is a convenience; never fail on it
@@ -275,6 +277,7 @@ class _Walker:
         if len(outs) != len(eqn.outvars):
             raise CaptureError(f"rule for {prim} returned {len(outs)} values for "
                                f"{len(eqn.outvars)} outputs")
+        outs = [_zeros(var) if _empty(var) else val for var, val in zip(eqn.outvars, outs)]
         for var, val in zip(eqn.outvars, outs):
             if isinstance(val, Data) and val.shape != tuple(var.aval.shape):
                 raise CaptureError(f"rule for {prim} at {source}: output shape {val.shape} "
@@ -298,6 +301,16 @@ class _Walker:
             + "\nPass rules={'primitive': rule} to analyze() ('pointwise', 'global' or a "
               "function, see analytic.frontends.jax_table), or run `erf ops jax` to list "
               "supported ops.")
+
+
+def _empty(var: Any) -> bool:
+    shape = getattr(var.aval, "shape", ())
+    return 0 in tuple(shape)
+
+
+def _zeros(var: Any) -> Const:
+    shape = tuple(var.aval.shape)
+    return Const(shape, lambda: np.zeros(shape, dtype=var.aval.dtype))
 
 
 def _fold(eqn: Any, inputs: list[Value]) -> list[Value]:

@@ -111,7 +111,7 @@ def norm_dim(factors: Sequence[Factor], keep_unit: bool = True) -> Dim:
             if a is None and pa is None:
                 out[-1] = (None, psize * size, 1)
                 continue
-            if a is not None and pa == a and size > 1 and pstep == step * size:
+            if a is not None and pa == a and size > 1 and pstep == step * size and step:
                 out[-1] = (a, psize * size, step)
                 continue
         out.append((a, size, step if a is not None else 1))
@@ -137,6 +137,8 @@ def squeeze(x: Data, dims: Sequence[int]) -> Data:
 
 
 def broadcast_in_dim(x: Data, shape: Sequence[int], bdims: Sequence[int]) -> Data:
+    """New dims are not spatial; a stretched size-1 spatial dim becomes a step-0 factor
+    (every position reads index 0 of that axis)."""
     dims: list[Dim] = []
     for k, n in enumerate(shape):
         if k in bdims:
@@ -144,12 +146,21 @@ def broadcast_in_dim(x: Data, shape: Sequence[int], bdims: Sequence[int]) -> Dat
             if prod(f[1] for f in d) == n:
                 dims.append(d)
                 continue
-        dims.append(plain_dim(None, n))  # a new or stretched size-1 dim: not spatial
+            spatial = [f[0] for f in d if f[0] is not None]
+            if spatial and n > 1:
+                dims.append(((spatial[0], n, 0),))
+                continue
+        dims.append(plain_dim(None, n))
     return Data(x.node, tuple(dims))
 
 
 def reshape(x: Data, new_sizes: Sequence[int]) -> Data | None:
-    """Re-factor into ``new_sizes``; None when a factor would need a non-dividing split."""
+    """Re-factor into ``new_sizes``; None when a factor would need a non-dividing split.
+
+    Size-1 spatial axes (a cropped row, a pooled map) are re-attached where they were: to a
+    non-spatial dim starting at the same flat position, as a step-0 factor (every position
+    reads index 0 of the axis, which is exact), else to a size-1 dim there, else phantom.
+    """
     queue = [f for d in x.dims for f in d if f[1] > 1]
     dims: list[Dim] = []
     for size in new_sizes:
@@ -175,6 +186,22 @@ def reshape(x: Data, new_sizes: Sequence[int]) -> Data | None:
         dims.append(norm_dim(cur))
     if queue:
         return None
+    in_prefix = np.cumprod([1, *x.shape])
+    out_prefix = np.cumprod([1, *new_sizes])
+    for d, dim in enumerate(x.dims):
+        for a, size, _ in dim:
+            if a is None or size != 1:
+                continue
+            run_in = [e for e in range(x.ndim) if in_prefix[e] == in_prefix[d]]
+            run_out = [k for k in range(len(new_sizes)) if out_prefix[k] == in_prefix[d]]
+            place = run_in.index(d)
+            for k in sorted(run_out, key=lambda k: abs(run_out.index(k) - place)):
+                if new_sizes[k] > 1 and all(f[0] is None for f in dims[k]):
+                    dims[k] = ((a, new_sizes[k], 0),)
+                    break
+                if new_sizes[k] == 1 and not dims[k]:
+                    dims[k] = ((a, 1, 1),)
+                    break
     return Data(x.node, tuple(dims))
 
 
@@ -283,49 +310,119 @@ class Builder:
              reads: Sequence[Sequence[tuple[int, Read | None] | None]],
              pinned: Sequence[tuple[int, int, np.ndarray]] = (), kind: str = "window",
              op: str | None = None) -> Data:
-        """A new node from simple operands.
+        """A new node reading ``operands``.
 
         ``reads[i][k]``: how output dimension k reads operand i: ``(operand dim, Window or
-        explicit (n_out, m) reads or None for identity)``, or None (no relation: broadcast).
-        Spatial axes of an operand that no output dimension reads are reduced (global), except
-        phantom axes, which are carried. ``pinned``: ``(operand, dim, reads (1, m))`` for a
-        spatial dimension that disappears but is read at fixed indices (``x[:, 3]``).
+        explicit (n_out, m) reads, or None for the identity)``, or None (no relation: the
+        operand is broadcast along k). Spatial axes of an operand that no output dimension
+        reads are reduced (global), except phantom axes, which are carried. ``pinned``:
+        ``(operand, dim, reads (1, m))`` for a spatial dimension that disappears but is read
+        at fixed indices (``x[:, 3]``). Factored dimensions read by the identity keep their
+        factors (flattened tokens stay two axes); any other read makes the operand simple.
         """
+        xs = list(operands)
+        pinned_ops = {i for i, _, _ in pinned}
+        for i, x in enumerate(xs):
+            if not self.is_simple(x) and (i in pinned_ops or not self._passes(x, reads[i],
+                                                                               out_shape)):
+                xs[i] = self.simple(x, site)
+        try:
+            return self._emit(site, xs, out_shape, reads, pinned, kind, op)
+        except _Mismatch:  # factored operands that disagree on a dimension's structure
+            xs = [self.simple(x, site) for x in xs]
+            return self._emit(site, xs, out_shape, reads, pinned, kind, op)
+
+    def _simple_dim(self, x: Data, d: int) -> bool:
+        f = x.dims[d]
+        spatial = [g for g in f if g[0] is not None]
+        return not spatial or (len(f) == 1 and f[0][2] == 1
+                               and f[0][1] == self.shape(x.node)[f[0][0]])
+
+    def _passes(self, x: Data, row, out_shape) -> bool:
+        """Whether x's factored dims can stay factored: each is read by the identity or not
+        at all, and each of their axes is wholly kept or wholly reduced."""
+        read = {r[0] for r in row if r is not None}
+        identity = {r[0] for k, r in enumerate(row)
+                    if r is not None and r[1] is None and out_shape[k] == x.shape[r[0]]}
+        axes: set[int] = set()
+        for d in range(x.ndim):
+            if self._simple_dim(x, d):
+                continue
+            if d in read and d not in identity:
+                return False
+            axes |= {f[0] for f in x.dims[d] if f[0] is not None}
+        for a in axes:
+            holders = [e for e in range(x.ndim) if a in {f[0] for f in x.dims[e]}]
+            if not (all(e in identity for e in holders) or all(e not in read for e in holders)):
+                return False
+        return True
+
+    def _emit(self, site, xs, out_shape, reads, pinned, kind, op) -> Data:
         maps: list[list[AxisMap | None]] = []  # per node axis, per operand
         shape: list[int] = []
         origin: list[int | None] = []
         dims: list[Dim] = []
-        n_ops = len(operands)
+        n_ops = len(xs)
+        slots: list[dict[int, int]] = [{} for _ in xs]  # operand axis -> node axis (factored)
+
+        def new_axis(size: int, org: int | None) -> int:
+            maps.append([None] * n_ops)
+            shape.append(size)
+            origin.append(org)
+            return len(shape) - 1
+
         for k, n in enumerate(out_shape):
-            col: list[AxisMap | None] = [None] * n_ops
-            org = None
-            for i, x in enumerate(operands):
-                r = reads[i][k] if k < len(reads[i]) else None
-                if r is None:
-                    continue
-                a = x.axis(r[0])
-                if a is None:
-                    continue
-                col[i] = _axis_map(a, r[1], kind)
-                org = self.origin[x.node][a] if org is None else org
-            if any(m is not None for m in col):
-                dims.append(plain_dim(len(shape), n))
-                maps.append(col)
-                shape.append(n)
-                origin.append(org)
-            else:
-                dims.append(plain_dim(None, n))
-        for i, d, explicit in pinned:
-            a = operands[i].axis(d)
-            if a is None:
+            rows = [(i, reads[i][k] if k < len(reads[i]) else None) for i in range(n_ops)]
+            rows = [(i, r) for i, r in rows if r is not None and xs[i].axis(r[0]) is not None]
+            factored = [(i, r[0]) for i, r in rows if not self._simple_dim(xs[i], r[0])]
+            if factored:
+                if len(factored) != len(rows):
+                    raise _Mismatch
+                i0, d0 = factored[0]
+                ref = xs[i0].dims[d0]
+                out: list[Factor] = []
+                for a, size, step in ref:
+                    if a is None:
+                        out.append((None, size, 1))
+                        continue
+                    if a not in slots[i0]:
+                        j = new_axis(self.shape(xs[i0].node)[a], self.origin[xs[i0].node][a])
+                        maps[j][i0] = AxisMap.identity(a)
+                        slots[i0][a] = j
+                    out.append((slots[i0][a], size, step))
+                for i, d in factored[1:]:
+                    mine = xs[i].dims[d]
+                    if [(f[1], f[2], f[0] is None) for f in mine] != [
+                            (f[1], f[2], f[0] is None) for f in ref]:
+                        raise _Mismatch
+                    for (a, _, _), (j, _, _) in zip(mine, out):
+                        if a is None:
+                            continue
+                        assert j is not None
+                        if slots[i].setdefault(a, j) != j or (
+                                maps[j][i] is not None and maps[j][i].src != a):
+                            raise _Mismatch
+                        maps[j][i] = AxisMap.identity(a)
+                dims.append(tuple(out))
                 continue
-            col = [None] * n_ops
-            col[i] = AxisMap(a, None, np.asarray(explicit).reshape(1, -1), kind)
-            maps.append(col)
-            shape.append(1)
-            origin.append(self.origin[operands[i].node][a])
+            if not rows:
+                dims.append(plain_dim(None, n))
+                continue
+            j = None
+            for i, r in rows:
+                a = xs[i].axis(r[0])
+                assert a is not None
+                if j is None:
+                    j = new_axis(n, self.origin[xs[i].node][a])
+                maps[j][i] = _axis_map(a, r[1], kind)
+            dims.append(plain_dim(j, n))
+        for i, d, explicit in pinned:
+            a = xs[i].axis(d)
+            if a is not None:
+                j = new_axis(1, self.origin[xs[i].node][a])
+                maps[j][i] = AxisMap(a, None, np.asarray(explicit).reshape(1, -1), kind)
         carried = len(shape)
-        for i, x in enumerate(operands):
+        for i, x in enumerate(xs):
             used: set[int] = set()
             for a in self.phantoms(x):
                 if self.shape(x.node)[a] != 1:
@@ -335,47 +432,19 @@ class Builder:
                              if j not in used and origin[j] == org and maps[j][i] is None),
                             None)
                 if slot is None:
-                    slot = len(shape)
-                    maps.append([None] * n_ops)
-                    shape.append(1)
-                    origin.append(org)
+                    slot = new_axis(1, org)
                 maps[slot][i] = AxisMap.identity(a)
                 used.add(slot)
-        inputs = []
-        for i, x in enumerate(operands):
-            if all(col[i] is None for col in maps) and not _reads_any(x, self):
-                continue  # an operand without spatial axes: broadcast to every position
-            inputs.append((x.node, Edge(tuple(col[i] for col in maps))))
+        # every operand is an input; its axes that no column reads are reduced (global)
+        inputs = [(x.node, Edge(tuple(col[i] for col in maps))) for i, x in enumerate(xs)]
         name = self.add(site, inputs, shape, origin, op=op)
         return Data(name, tuple(dims))
 
     def elementwise(self, site: Site, operands: Sequence[Data], out_shape: Sequence[int],
                     op: str | None = None) -> Data:
         """Positions read the same positions of every operand (numpy broadcasting)."""
-        out_shape = tuple(out_shape)
-        same = [x for x in operands if x.shape == out_shape]
-        if len(same) == len(operands):
-            ref = operands[0]
-            renames = [_rename(ref, x) for x in operands]
-            if all(r is not None for r in renames):
-                nshape = self.shape(ref.node)
-                inputs = []
-                for x, ren in zip(operands, renames):
-                    assert ren is not None
-                    inv = {b: a for a, b in ren.items()}
-                    ph = iter(a for a in self.phantoms(x) if self.shape(x.node)[a] == 1)
-                    maps = []
-                    for a in range(len(nshape)):
-                        src = inv.get(a)
-                        if src is None and a in self.phantoms(ref):
-                            src = next(ph, None)
-                        maps.append(None if src is None else AxisMap.identity(src))
-                    inputs.append((x.node, Edge(tuple(maps))))
-                name = self.add(site, inputs, nshape, self.origin[ref.node], op=op)
-                return Data(name, ref.dims)
-        xs = [self.simple(x, site) for x in operands]
         reads = []
-        for x in xs:
+        for x in operands:
             lead = len(out_shape) - x.ndim
             row: list[tuple[int, Read | None] | None] = []
             for k, n in enumerate(out_shape):
@@ -389,11 +458,11 @@ class Builder:
                 else:
                     row.append(None)
             reads.append(row)
-        return self.emit(site, xs, out_shape, reads, kind="broadcast", op=op)
+        return self.emit(site, operands, out_shape, reads, kind="broadcast", op=op)
 
 
-def _reads_any(x: Data, b: Builder) -> bool:
-    return len(b.shape(x.node)) > 0
+class _Mismatch(Exception):
+    """Operands disagree on how a dimension is factored: make them simple and retry."""
 
 
 def _axis_map(a: int, how: Read | None, kind: str) -> AxisMap:
@@ -402,24 +471,3 @@ def _axis_map(a: int, how: Read | None, kind: str) -> AxisMap:
     if isinstance(how, Window):
         return AxisMap(a, how)
     return AxisMap(a, None, np.asarray(how, dtype=np.int64), kind)
-
-
-def _rename(ref: Data, x: Data) -> dict[int, int] | None:
-    """Axis correspondence x-axis -> ref-axis if x has ref's factor structure, else None."""
-    if len(ref.dims) != len(x.dims):
-        return None
-    ren: dict[int, int] = {}
-    for dr, dx in zip(ref.dims, x.dims):
-        if len(dr) != len(dx):
-            return None
-        for (ar, sr, tr), (ax, sx, tx) in zip(dr, dx):
-            if sr != sx or (ar is None) != (ax is None):
-                return None
-            if ar is None:
-                continue
-            assert ax is not None
-            if tr != tx or ren.setdefault(ax, ar) != ar:
-                return None
-    if len(set(ren.values())) != len(ren):
-        return None
-    return ren

@@ -224,10 +224,10 @@ def sort(op: Op) -> list[Value]:
     return _along(op, {op.params["dimension"]}, whole, "global")
 
 
-@RULES.register("top_k")
+@RULES.register("top_k", "approx_top_k")
 def top_k(op: Op) -> list[Value]:
     """global along the reduced dimension"""
-    axis = op.params.get("axis", len(op.in_shape(0)) - 1)
+    axis = op.params.get("axis", op.params.get("reduction_dimension", -1))
     return _along(op, {axis % len(op.in_shape(0))}, whole, "global")
 
 
@@ -261,6 +261,7 @@ def _separate(sources: dict[int, list[np.ndarray]], out_shape, taken: set[int]
     coordinates that do not vary at all.
     """
     placed, pinned = {}, {}
+    total = int(np.prod(out_shape))
     for d, arrays in sources.items():
         values = np.unique(np.concatenate([a.ravel() for a in arrays]))
         values = values[values >= 0]
@@ -275,7 +276,8 @@ def _separate(sources: dict[int, list[np.ndarray]], out_shape, taken: set[int]
             for i in range(out_shape[k]):
                 v = np.unique(np.concatenate([np.take(a, i, axis=k).ravel() for a in arrays]))
                 rows.append(v[v >= 0])
-            cost = sum(len(r) for r in rows)
+            # candidates per output element: minimal (one each) along the dim it depends on
+            cost = sum(len(r) for r in rows) * (total // max(out_shape[k], 1))
             if best is None or cost < best[0]:
                 best = (cost, k, rows)
         if best is None:
@@ -328,9 +330,8 @@ def gather(op: Op) -> list[Value]:
     return [_coordinate_rule(op, [x], [sources], "gather")]
 
 
-@RULES.register("scatter", "scatter-add", "scatter_add", "scatter-mul", "scatter_mul",
-                "scatter-min", "scatter_min", "scatter-max", "scatter_max", "scatter-sub",
-                "scatter_sub")
+@RULES.register("scatter", "scatter-add", "scatter-mul", "scatter-min", "scatter-max",
+                "scatter-sub")
 def scatter(op: Op) -> list[Value]:
     """constant indices: updates read where they land (hull of duplicates), the operand
     where it is kept (everywhere for combining scatters); data indices: global"""

@@ -26,8 +26,7 @@ ELEMENTWISE = (
 
 # The value itself passes through (dtype, placement, or autodiff markers only).
 PASS_THROUGH = ("convert_element_type", "copy", "copy_p", "stop_gradient", "device_put",
-                "optimization_barrier", "sharding_constraint", "reshard", "pvary",
-                "layout_constraint", "name")
+                "optimization_barrier", "sharding_constraint", "name")
 
 
 @RULES.register(*ELEMENTWISE)
@@ -221,8 +220,8 @@ def dot_general(op: Op) -> list[Value]:
 
 # ---- nested jaxprs -------------------------------------------------------------------------
 
-@RULES.register("jit", "pjit", "closed_call", "core_call", "call", "remat2", "checkpoint",
-                "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr", "named_call")
+@RULES.register("jit", "pjit", "closed_call", "call", "remat2", "checkpoint",
+                "custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
 def call(op: Op) -> list[Value]:
     """a nested jaxpr (jit, custom_jvp/vjp, remat, closed_call): analysed inside"""
     p = op.params

@@ -85,9 +85,10 @@ class Op:
         return tuple(self.eqn.invars[i].aval.shape)
 
     def data(self, i: int) -> Data | None:
-        """Input i in simple form, or None if it does not depend on the input."""
+        """Input i, or None if it does not depend on the input. It may be factored
+        (``jax_layout``); ``emit`` makes it simple unless factored dims pass unchanged."""
         x = self.inputs[i]
-        return self.builder.simple(x, self.site) if isinstance(x, Data) else None
+        return x if isinstance(x, Data) else None
 
     def const(self, i: int) -> np.ndarray | None:
         """The value of input i when it is a constant, else None."""
@@ -105,7 +106,7 @@ class Op:
 
     def everything(self) -> list[Value]:
         """Every output depends on all of every data input (no spatial axis kept)."""
-        xs = [self.builder.simple(x, self.site) for x in self.inputs if isinstance(x, Data)]
+        xs = [x for x in self.inputs if isinstance(x, Data)]
         outs: list[Value] = []
         node = None
         for shape in self.out_shapes:
