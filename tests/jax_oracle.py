@@ -60,12 +60,12 @@ def _sum_instead(eqn, args, dep):
     if name in ("reduce_max", "reduce_min"):
         return [jnp.sum(args[0], axis=tuple(p["axes"]))]
     if name in ("reduce_window_max", "reduce_window_min"):
-        return [lax.reduce_window(args[0], jnp.zeros((), args[0].dtype), lax.add,
+        return [lax.reduce_window(args[0], np.zeros((), args[0].dtype), lax.add,
                                   p["window_dimensions"], p["window_strides"], p["padding"],
                                   p["base_dilation"], p["window_dilation"])]
     if name == "reduce_window":  # a generic computation (no reverse mode): sum all operands
         n = len(args) // 2
-        total = sum(lax.reduce_window(a, jnp.zeros((), a.dtype), lax.add, p["window_dimensions"],
+        total = sum(lax.reduce_window(a, np.zeros((), a.dtype), lax.add, p["window_dimensions"],
                                       p["window_strides"], p["padding"], p["base_dilation"],
                                       p["window_dilation"]) for a in args[:n])
         return [total] * n
@@ -141,7 +141,7 @@ def support_boxes(fn, x_shape: Sequence[int], positions: Sequence[Sequence[int]]
     x = jnp.asarray(rng.uniform(0.5, 1.5, size=tuple(x_shape)), dtype=jnp.float64)
     if selections == "sum":
         f = without_selections(f, x)
-    y, vjp = jax.vjp(f, x)
+    y, vjp = jax.vjp(jax.jit(f), x)
     if out_layout is None:
         out_layout = layout if len(layout) == y.ndim else "N" * y.ndim
     out_sp = spatial_dims(out_layout)

@@ -310,7 +310,7 @@ def _empty(var: Any) -> bool:
 
 def _zeros(var: Any) -> Const:
     shape = tuple(var.aval.shape)
-    return Const(shape, lambda: np.zeros(shape, dtype=var.aval.dtype))
+    return Const.of(np.zeros(shape, dtype=var.aval.dtype))
 
 
 def _fold(eqn: Any, inputs: list[Value]) -> list[Value]:
@@ -318,18 +318,18 @@ def _fold(eqn: Any, inputs: list[Value]) -> list[Value]:
     shapes = [tuple(getattr(v.aval, "shape", ())) for v in eqn.outvars]
     if any(isinstance(v, Weight) for v in inputs):
         return [Weight(s) for s in shapes]
-    cache: list[Any] = []
+    bound = eqn.primitive.get_bind_params(eqn.params)
+    # older jax returns (subfuns, params), newer only params
+    subfuns, params = bound if isinstance(bound, tuple) else ([], bound)
+    consts = [v for v in inputs if isinstance(v, Const)]
 
-    def results() -> list[Any]:
-        if not cache:
-            bound = eqn.primitive.get_bind_params(eqn.params)
-            # older jax returns (subfuns, params), newer only params
-            subfuns, params = bound if isinstance(bound, tuple) else ([], bound)
-            out = eqn.primitive.bind(*subfuns, *[v.raw for v in inputs], **params)
-            cache.extend(out if eqn.primitive.multiple_results else [out])
-        return cache
+    def output(i: int) -> Any:
+        def fn(*args: Any) -> Any:
+            out = eqn.primitive.bind(*subfuns, *args, **params)
+            return out[i] if eqn.primitive.multiple_results else out
+        return fn
 
-    return [Const(shape, (lambda i=i: results()[i])) for i, shape in enumerate(shapes)]
+    return [Const(shape, output(i), consts) for i, shape in enumerate(shapes)]
 
 
 def _name_outputs(walker: _Walker, outs: list[Value], out_tree: Any) -> None:

@@ -41,28 +41,63 @@ Dim = tuple[Factor, ...]
 
 
 class Const:
-    """A value computable without the input; evaluated once, on demand."""
+    """A value computable without the input: ``fn(*args' values)``, or a given value.
 
-    def __init__(self, shape: tuple[int, ...], compute: Callable[[], Any]):
+    Evaluated once, on demand; the whole cone of constant equations behind it is compiled as
+    one ``jax.jit`` program (op-by-op evaluation would compile every primitive separately).
+    """
+
+    def __init__(self, shape: Sequence[int], fn: Callable[..., Any] | None = None,
+                 args: Sequence[Const] = (), value: Any = None):
         self.shape = tuple(shape)
-        self._compute: Callable[[], Any] | None = compute
-        self._raw: Any = None
+        self.fn = fn
+        self.args = tuple(args)
+        self._raw = value
+        self._done = fn is None
 
     @classmethod
     def of(cls, value: Any) -> Const:
-        return cls(tuple(np.shape(value)), lambda: value)
+        return cls(tuple(np.shape(value)), value=value)
 
     @property
     def raw(self) -> Any:
         """The value as computed (a jax or numpy array, or a Python scalar)."""
-        if self._compute is not None:
-            self._raw = self._compute()
-            self._compute = None
+        if not self._done:
+            self._raw = _evaluate(self)
+            self._done = True
         return self._raw
 
     @property
     def value(self) -> np.ndarray:
         return np.asarray(self.raw)
+
+
+def _evaluate(target: Const) -> Any:
+    """Evaluate the cone of constant equations behind ``target`` in one jitted program."""
+    import jax
+
+    order: list[Const] = []
+    seen: set[int] = set()
+    stack: list[tuple[Const, bool]] = [(target, False)]
+    while stack:
+        c, expanded = stack.pop()
+        if expanded:
+            order.append(c)
+            continue
+        if id(c) in seen or c._done:
+            continue
+        seen.add(id(c))
+        stack.append((c, True))
+        stack.extend((a, False) for a in c.args if not a._done)
+
+    def run() -> Any:
+        vals: dict[int, Any] = {}
+        for c in order:
+            assert c.fn is not None
+            vals[id(c)] = c.fn(*[vals[id(a)] if id(a) in vals else a._raw for a in c.args])
+        return vals[id(target)]
+
+    return jax.jit(run)()
 
 
 @dataclass(frozen=True)
