@@ -124,7 +124,8 @@ def _example(input_shape, example_inputs):
     if input_shape is None:
         raise SpecError("a JAX target needs input_shape (e.g. (1, 224, 224, 3)) or "
                         "example_inputs")
-    return jax.ShapeDtypeStruct(tuple(int(n) for n in input_shape), np.float32)
+    # the default float dtype: float32, or float64 under jax_enable_x64
+    return jax.ShapeDtypeStruct(tuple(int(n) for n in input_shape), jax.numpy.result_type(float))
 
 
 def _flax_module(obj: Any) -> bool:
