@@ -98,13 +98,15 @@ def vgg16_target():
 
 def resnet_init(seed=0, width=2, blocks=(2, 2, 2, 2), in_ch=3):
     rng = _rng(seed)
-    params = {"conv1": _conv_params(rng, 7, in_ch, width, bias=False), "bn1": _bn_params(rng, width)}
+    params = {"conv1": _conv_params(rng, 7, in_ch, width, bias=False),
+              "bn1": _bn_params(rng, width)}
     cin = width
     for stage, n in enumerate(blocks, 1):
         cout = width * 2 ** (stage - 1)
         for j in range(n):
             stride = 2 if stage > 1 and j == 0 else 1
-            blk = {"conv1": _conv_params(rng, 3, cin, cout, bias=False), "bn1": _bn_params(rng, cout),
+            blk = {"conv1": _conv_params(rng, 3, cin, cout, bias=False),
+                   "bn1": _bn_params(rng, cout),
                    "conv2": _conv_params(rng, 3, cout, cout, bias=False),
                    "bn2": _bn_params(rng, cout)}
             if stride != 1 or cin != cout:

@@ -357,7 +357,8 @@ def _ordered(walker: _Walker, x: Data) -> Data:
     b = walker.builder
     axes = [x.axis(k) for k in range(x.ndim)] if b.is_simple(x) else None
     spatial = [a for a in axes if a is not None] if axes is not None else None
-    if spatial is not None and spatial == list(range(len(spatial))):
+    if (spatial is not None and spatial == list(range(len(spatial)))
+            and x.node != b.graph.input):  # the input itself gets an identity output node
         return x
     site = Site("output", "", "")
     x = b.simple(x, site)

@@ -456,16 +456,15 @@ class Builder:
             if a is not None:
                 j = new_axis(1, self.origin[xs[i].node][a])
                 maps[j][i] = AxisMap(a, None, np.asarray(explicit).reshape(1, -1), kind)
-        carried = len(shape)
         for i, x in enumerate(xs):
             used: set[int] = set()
             for a in self.phantoms(x):
                 if self.shape(x.node)[a] != 1:
                     continue
                 org = self.origin[x.node][a]
-                slot = next((j for j in range(carried, len(shape))
-                             if j not in used and origin[j] == org and maps[j][i] is None),
-                            None)
+                # join a size-1 axis of the same input axis (another operand's), else a new one
+                slot = next((j for j in range(len(shape)) if shape[j] == 1 and j not in used
+                             and origin[j] == org and maps[j][i] is None), None)
                 if slot is None:
                     slot = new_axis(1, org)
                 maps[slot][i] = AxisMap.identity(a)

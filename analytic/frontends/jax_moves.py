@@ -252,21 +252,27 @@ def _coords(x: Data, shape) -> dict[int, np.ndarray]:
     return out
 
 
-def _separate(sources: dict[int, list[np.ndarray]], out_shape, taken: set[int]
-              ) -> tuple[dict[int, tuple[int, list[np.ndarray]]], dict[int, np.ndarray]]:
+def _separate(sources: dict[int, list[np.ndarray]], out_shape, taken: set[int],
+              same_rank: bool) -> tuple[dict[int, tuple[int, list[np.ndarray]]],
+                                        dict[int, np.ndarray]]:
     """Assign each source dim (whose coordinates, per output element, are given by arrays,
     -1 = none) to the output dim it varies along, with the union of coordinates per index.
 
     Returns ``{source dim: (output dim, rows)}`` and ``{source dim: pinned reads}`` for
-    coordinates that do not vary at all.
+    coordinates that do not vary at all and have no dim of their own (the rank changes).
     """
     placed, pinned = {}, {}
     total = int(np.prod(out_shape))
     for d, arrays in sources.items():
         values = np.unique(np.concatenate([a.ravel() for a in arrays]))
         values = values[values >= 0]
-        if len(values) <= 1:
-            pinned[d] = values if len(values) else np.array([-1])
+        if len(values) <= 1:  # one source index: on the same dim if the rank is kept
+            v = values if len(values) else np.array([-1])
+            if same_rank and d not in taken:
+                taken.add(d)
+                placed[d] = (d, [v] * out_shape[d])
+            else:
+                pinned[d] = v
             continue
         best = None
         for k in range(len(out_shape)):
@@ -293,7 +299,7 @@ def _coordinate_rule(op: Op, operands: list[Data], sources: list[dict[int, list[
     rows_all, pinned_all = [], []
     for i, (x, src) in enumerate(zip(operands, sources)):
         # operands may share output dims (scatter: operand and updates fill the same output)
-        placed, pinned = _separate(src, out, set())
+        placed, pinned = _separate(src, out, set(), x.ndim == len(out))
         row: list = [None] * len(out)
         for d, (k, rows) in placed.items():
             row[k] = (d, as_read(from_sets(rows), x.shape[d]))
