@@ -159,10 +159,10 @@ class Graph:
         """Node name from a node name or a user path (module path); clear error otherwise."""
         if name in self.nodes:
             return name
-        by_path = [n.name for n in self.nodes.values() if n.path == name]
-        if by_path:
-            return by_path[-1]  # a module's output is the last node inside it
-        inside = [n.name for n in self.nodes.values() if n.path.startswith(name + ".")]
+        # a module's output is the last node inside it, its submodules' nodes included (a
+        # module whose forward ends in a submodule call ends there, not at its own last op)
+        inside = [n.name for n in self.nodes.values()
+                  if n.path == name or n.path.startswith(name + ".")]
         if inside:
             return inside[-1]
         close = sorted({n.path or n.name for n in self.nodes.values()
