@@ -254,3 +254,15 @@ def test_cond_on_constant_picks_the_branch_exactly():
     positions, boxes = support_boxes(f, (1, 7, 7, 1))
     for p, box in zip(positions, boxes):
         assert [tuple(r) for r in a.regions().at(p)] == box
+
+
+def test_scope_endpoint_is_its_last_node_even_inside_a_subscope():
+    def net(x):
+        with jax.named_scope("block"):
+            x = jax.nn.relu(x)  # an op of the block itself, first
+            with jax.named_scope("conv"):
+                x = conv(x, 3, 2)  # the block's output comes from a sub-scope
+        return x * 2
+
+    a = analyze(net, (1, 16, 16, 1), output="block")
+    assert a.node().op == "conv_general_dilated" and a.size == (3, 3)
