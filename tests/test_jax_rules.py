@@ -273,6 +273,26 @@ def test_rule_against_oracle(name):
     regions_vs_oracle(c.fn, c.shape, c.layout, c.out_layout, c.exact)
 
 
+def _callbacks(x):
+    from jax.experimental import io_callback
+    jax.debug.print("{}", x[0, 0, 0, 0])
+    spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    y = jax.pure_callback(lambda v: np.asarray(v) * 2, spec, x)
+    return x * 2 + y + io_callback(lambda v: np.asarray(v), spec, x[:, ::-1])
+
+
+# ops the gradient cannot go through: checked for their structure only
+STRUCTURAL = {
+    "callbacks": (_callbacks, (1, 3, 4, 2), lambda a: a.node().is_global),
+}
+
+
+@pytest.mark.parametrize("name", list(STRUCTURAL))
+def test_rule_structure(name):
+    fn, shape, check = STRUCTURAL[name]
+    assert check(analyze(fn, example_inputs=jax.ShapeDtypeStruct(shape, jnp.float64)))
+
+
 def _primitives(fn, shape):
     names = set()
 
@@ -288,11 +308,13 @@ def _primitives(fn, shape):
 
 # names kept for other JAX versions (renamed primitives) or not reachable from user code here
 NOT_IN_THIS_JAX = {"pjit", "checkpoint", "custom_vjp_call_jaxpr", "closed_call", "call",
+                   "debug_callback",
                    "copy_p", "scatter-sub", "mulhi"}
 
 
 def test_every_rule_has_a_case():
-    seen = set().union(*(_primitives(c.fn, c.shape) for c in CASES.values()))
+    seen = set().union(*(_primitives(c.fn, c.shape) for c in CASES.values()),
+                       *(_primitives(fn, shape) for fn, shape, _ in STRUCTURAL.values()))
     missing = []
     by_rule: dict[str, list[str]] = {}
     for name, fn in RULES.items():

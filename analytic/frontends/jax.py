@@ -54,8 +54,9 @@ from jax.extend import source_info_util
 from ..errors import CaptureError, SpecError, UnsupportedOpError
 from ..graph import Graph
 from . import jax_moves, jax_rules  # noqa: F401  (registers the rules)
-from .jax_layout import Builder, Const, Data, Site, Value, Weight, plain_dim
+from .jax_builder import Builder, Site
 from .jax_table import RULES, Op, Rule
+from .jax_values import Const, Data, Value, Weight, plain_dim
 
 SPATIAL = set("HWDTXYZS")
 NON_SPATIAL = set("NCBFG_")

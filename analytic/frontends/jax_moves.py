@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jax_layout import Const, Data, Value
 from .jax_maps import (
     as_read,
     cumulative,
@@ -22,6 +21,7 @@ from .jax_maps import (
     whole,
 )
 from .jax_table import RULES, Op
+from .jax_values import Const, Data, Value
 
 
 def _same(x: Data) -> list:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jax_layout as lay
-from .jax_layout import Const, Data, Value
+from . import jax_values as vals
 from .jax_maps import as_read, dilated_window, from_sets
 from .jax_table import RULES, Op
+from .jax_values import Const, Data, Value, Weight
 
 # Every position reads the same position of each input (numpy broadcasting of scalars).
 ELEMENTWISE = (
@@ -49,7 +49,7 @@ def transpose(op: Op) -> list[Value]:
     """permutes dimensions; spatial axes follow"""
     x = op.inputs[0]
     assert isinstance(x, Data)
-    return [lay.transpose(x, op.params["permutation"])]
+    return [vals.transpose(x, op.params["permutation"])]
 
 
 @RULES.register("squeeze")
@@ -57,7 +57,7 @@ def squeeze(op: Op) -> list[Value]:
     """drops size-1 dimensions; a size-1 spatial axis stays as a phantom axis"""
     x = op.inputs[0]
     assert isinstance(x, Data)
-    return [lay.squeeze(x, op.params["dimensions"])]
+    return [vals.squeeze(x, op.params["dimensions"])]
 
 
 @RULES.register("broadcast_in_dim")
@@ -65,7 +65,7 @@ def broadcast_in_dim(op: Op) -> list[Value]:
     """new or stretched size-1 dimensions are not spatial; kept dimensions keep their axes"""
     x = op.inputs[0]
     assert isinstance(x, Data)
-    return [lay.broadcast_in_dim(x, op.params["shape"], op.params["broadcast_dimensions"])]
+    return [vals.broadcast_in_dim(x, op.params["shape"], op.params["broadcast_dimensions"])]
 
 
 @RULES.register("reshape")
@@ -74,11 +74,11 @@ def reshape(op: Op) -> list[Value]:
     x = op.inputs[0]
     assert isinstance(x, Data)
     if op.params.get("dimensions") is not None:
-        x = lay.transpose(x, op.params["dimensions"])
+        x = vals.transpose(x, op.params["dimensions"])
     new = op.params["new_sizes"]
-    out = lay.reshape(x, new)
+    out = vals.reshape(x, new)
     if out is None:
-        out = lay.reshape(op.builder.simple(x, op.site), new)
+        out = vals.reshape(op.builder.simple(x, op.site), new)
     return [out] if out is not None else op.everything()
 
 
@@ -244,5 +244,18 @@ def cond(op: Op) -> list[Value]:
         xs = [r[k] for r in results if isinstance(r[k], Data)]
         if isinstance(index, Data):
             xs.append(index)
-        outs.append(op.builder.elementwise(op.site, xs, shape) if xs else results[0][k])
+        # constant branches under an unknown (weight) predicate: unknown, input-independent
+        outs.append(op.builder.elementwise(op.site, xs, shape) if xs else Weight(shape))
     return outs
+
+
+@RULES.register("debug_callback", "debug_print")
+def side_effect(op: Op) -> list[Value]:
+    """a host callback without results (jax.debug.print): nothing to analyse"""
+    return [Weight(shape) for shape in op.out_shapes]
+
+
+@RULES.register("pure_callback", "io_callback")
+def host_callback(op: Op) -> list[Value]:
+    """arbitrary host code: every output reads all of every input"""
+    return op.everything()

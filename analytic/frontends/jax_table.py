@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
-from .jax_layout import Builder, Const, Data, Read, Site, Value, Weight, plain_dim
+from .jax_builder import Builder, Site
+from .jax_maps import Read
+from .jax_values import Const, Data, Value, Weight, plain_dim
 
 Rule = Callable[["Op"], Sequence[Value]]
 
@@ -86,7 +88,7 @@ class Op:
 
     def data(self, i: int) -> Data | None:
         """Input i, or None if it does not depend on the input. It may be factored
-        (``jax_layout``); ``emit`` makes it simple unless factored dims pass unchanged."""
+        (``jax_values``); ``emit`` makes it simple unless factored dims pass unchanged."""
         x = self.inputs[i]
         return x if isinstance(x, Data) else None
 
