@@ -8,7 +8,9 @@ reduced: every output position depends on all of them (global pooling, flatten +
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,13 +158,15 @@ class Graph:
         return self.nodes[name]
 
     def resolve(self, name: str) -> str:
-        """Node name from a node name or a user path (module path); clear error otherwise."""
+        """Node name from a node name or a user path (module path, '.' or '/' separated);
+        clear error otherwise."""
         if name in self.nodes:
             return name
-        # a module's output is the last node inside it, its submodules' nodes included (a
-        # module whose forward ends in a submodule call ends there, not at its own last op)
+        path = name.replace("/", ".")  # TF-slim style scopes: conv1/conv1_1
+        # a module's output is the last node inside it, its submodules included (a block
+        # ending in `self.relu(out + identity)` ends with the node of path `block.relu`)
         inside = [n.name for n in self.nodes.values()
-                  if n.path == name or n.path.startswith(name + ".")]
+                  if n.path == path or n.path.startswith(path + ".")]
         if inside:
             return inside[-1]
         close = sorted({n.path or n.name for n in self.nodes.values()
@@ -181,3 +185,19 @@ class Graph:
                 seen.add(n)
                 stack.extend(self.nodes[n].inputs)
         return seen
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building or walking a large graph.
+
+    The graph's objects are acyclic and long-lived; the collector's full passes over them made
+    100k-node analyses about 2x slower and superlinear. Reference counting still frees memory.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

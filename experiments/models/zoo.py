@@ -39,3 +39,61 @@ def register(entry: ZooEntry) -> ZooEntry:
         raise RuntimeError(f"zoo name {entry.name!r} registered twice")
     ZOO[entry.name] = entry
     return entry
+
+
+_TORCH_NCHW = {"torch": (1, 3, 224, 224)}
+register(ZooEntry("small_resnet", "quickstart ResNet: 3x3/2 stem, 3 stages of basic blocks",
+                  {"torch": "experiments.models.modern:small_resnet",
+                   "jax": "experiments.models.jax_nets:small_resnet"},
+                  {"torch": (1, 3, 96, 96), "jax": (1, 3, 96, 96)},
+                  {"torch": "NCHW", "jax": "NCHW"}, "layer3"))
+register(ZooEntry("convnext_t", "ConvNeXt-T geometry (7x7 depthwise), width 1/4",
+                  {"torch": "experiments.models.zoo:_convnext_t_quarter"}, _TORCH_NCHW,
+                  {"torch": "NCHW"}, "stages.3"))
+register(ZooEntry("replknet_31b", "RepLKNet-31B geometry (31x31 depthwise), width 1/8",
+                  {"torch": "experiments.models.zoo:_replknet_small"}, _TORCH_NCHW,
+                  {"torch": "NCHW"}, "stages.3"))
+
+
+def _slim(name: str) -> str:
+    return f"experiments.models.zoo:_slim_{name}"
+
+
+for _name in ("alexnet_v2", "vgg_a", "vgg_16", "mobilenet_v1", "mobilenet_v1_075",
+              "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200",
+              "resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200",
+              "inception_v2", "inception_v3", "inception_v4", "inception_resnet_v2"):
+    register(ZooEntry(_name, f"TF-slim {_name} (random init, TF 'SAME' padding emulated)",
+                      {"torch": _slim(_name)}, _TORCH_NCHW, {"torch": "NCHW"},
+                      None))  # end-point: experiments.models.slim.PAPER_ENDPOINT, filled lazily
+
+
+def __getattr__(attr: str):
+    """``_slim_<name>``: zero-argument factories of the slim nets (imported on first use)."""
+    if attr.startswith("_slim_"):
+        from experiments.models.slim import SLIM_MODELS
+        return SLIM_MODELS[attr[len("_slim_"):]]
+    raise AttributeError(attr)
+
+
+def endpoint_of(name: str) -> str | None:
+    """The published-table end-point of a zoo model (slim nets: their last spatial one)."""
+    entry = ZOO[name]
+    if entry.endpoint is None and entry.name in _SLIM_NAMES:
+        from experiments.models.slim import PAPER_ENDPOINT
+        return PAPER_ENDPOINT[entry.name]
+    return entry.endpoint
+
+
+_SLIM_NAMES = {n for n, e in ZOO.items() if e.factories.get("torch", "").startswith(
+    "experiments.models.zoo:_slim_")}
+
+
+def _convnext_t_quarter():
+    from experiments.models.modern import convnext_t
+    return convnext_t(width=0.25)
+
+
+def _replknet_small():
+    from experiments.models.modern import replknet_31b
+    return replknet_31b(width=0.125)
