@@ -23,7 +23,7 @@ def _weights(seed, *shape):
 @st.composite
 def layers(draw, nd):
     kind = draw(st.sampled_from(["conv", "conv", "pool", "pad", "slice", "rev", "jnp_pad",
-                                 "resize", "act", "transposed"]))
+                                 "resize", "act", "transposed", "take", "repeat", "shuffle"]))
     per_axis = lambda s: tuple(draw(s) for _ in range(nd))
     if kind in ("conv", "transposed"):
         return {"kind": "conv", "k": per_axis(st.integers(1, 4)), "s": per_axis(st.integers(1, 3)),
@@ -50,6 +50,15 @@ def layers(draw, nd):
         return {"kind": "jnp_pad", "mode": draw(st.sampled_from(["reflect", "edge", "wrap",
                                                                   "symmetric"])),
                 "cfg": tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(nd))}
+    if kind == "take":
+        return {"kind": "take", "axis": draw(st.integers(0, nd - 1)),
+                "index": draw(st.lists(st.integers(0, 20), min_size=1, max_size=6))}
+    if kind == "repeat":
+        return {"kind": "repeat", "axis": draw(st.integers(0, nd - 1)),
+                "times": draw(st.integers(2, 3))}
+    if kind == "shuffle":  # space-to-depth then a 1x1 conv then depth-to-space
+        return {"kind": "shuffle", "axis": draw(st.integers(0, nd - 1)),
+                "factor": draw(st.integers(2, 3)), "seed": draw(st.integers(0, 100))}
     if kind == "resize":
         return {"kind": "resize", "method": draw(st.sampled_from(["nearest", "linear"])),
                 "scale": per_axis(st.sampled_from([0.5, 1.5, 2.0, 3.0]))}
@@ -85,6 +94,21 @@ def apply_layer(spec, x):
         return jnp.flip(x, 1 + spec["axis"])
     if k == "jnp_pad":
         return jnp.pad(x, ((0, 0),) + spec["cfg"] + ((0, 0),), mode=spec["mode"])
+    if k == "take":
+        n = x.shape[1 + spec["axis"]]
+        return jnp.take(x, np.array([i % n for i in spec["index"]]), axis=1 + spec["axis"])
+    if k == "repeat":
+        return jnp.repeat(x, spec["times"], axis=1 + spec["axis"])
+    if k == "shuffle":
+        a, f = 1 + spec["axis"], spec["factor"]
+        n = x.shape[a] - x.shape[a] % f
+        x = lax.slice_in_dim(x, 0, n, axis=a)
+        shape = x.shape[:a] + (n // f, f) + x.shape[a + 1:]
+        y = jnp.moveaxis(x.reshape(shape), a + 1, -2)  # the factor next to the channels
+        y = y.reshape(*y.shape[:-2], f * C)
+        y = y @ _weights(spec["seed"], f * C, f * C).astype(y.dtype)
+        y = jnp.moveaxis(y.reshape(*y.shape[:-1], f, C), -2, a + 1)
+        return y.reshape(x.shape)
     if k == "resize":
         shape = (x.shape[0],) + tuple(max(1, int(n * f)) for n, f in
                                       zip(x.shape[1:-1], spec["scale"])) + (x.shape[-1],)
@@ -92,14 +116,17 @@ def apply_layer(spec, x):
     return {"relu": jax.nn.relu, "sin": jnp.sin, "square": jnp.square}[spec["fn"]](x)
 
 
-def crop_add(a, b):
+def merge(a, b, how):
     shape = tuple(min(p, q) for p, q in zip(a.shape, b.shape))
+    if how == "concat":  # along the first spatial axis: crop the others only
+        index = lambda v: (slice(None), slice(None)) + tuple(slice(0, n) for n in shape[2:])
+        return jnp.concatenate([a[index(a)], b[index(b)]], axis=1)
     index = tuple(slice(0, n) for n in shape)
     return a[index] + b[index]
 
 
 def build(program):
-    trunk, left, right = program
+    trunk, left, right, how = program
 
     def net(x):
         for spec in trunk:
@@ -109,7 +136,7 @@ def build(program):
             a = apply_layer(spec, a)
         for spec in right:
             b = apply_layer(spec, b)
-        return crop_add(a, b) if right else a
+        return merge(a, b, how) if right else a
 
     return net
 
@@ -121,7 +148,7 @@ def programs(draw):
     trunk = draw(st.lists(layers(nd), min_size=1, max_size=3))
     left = draw(st.lists(layers(nd), max_size=2))
     right = draw(st.lists(layers(nd), max_size=2))
-    return (1, *sizes, C), (trunk, left, right)
+    return (1, *sizes, C), (trunk, left, right, draw(st.sampled_from(["add", "concat"])))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
