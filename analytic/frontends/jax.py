@@ -28,8 +28,8 @@ i.e. the Flax module path (``encoder.Conv_0``) or ``jax.named_scope`` names, oth
 name; end-points are chosen by name or path (``output="encoder"`` = the last node inside).
 Node axes follow the order in which the node's array holds them; the outputs are nodes whose
 axes follow the output array's spatial dimensions, then any size-1 axes of indices selected
-away (``x[:, 3]``). Outputs that are pytrees name their nodes by key (``out.pool5``) when the
-node has no module path.
+away (``x[:, 3]``). The first output leaf is the default end-point; outputs that are pytrees
+name their nodes by key (``pool5``, ``0.fine``) when the node has no module path.
 
 **Rules** are keyed by primitive name (``supported_ops()``, ``erf ops jax``); nested jaxprs
 (jit, custom_jvp/vjp, remat, closed_call, cond with a constant predicate; a data-dependent
@@ -74,7 +74,7 @@ def default_layout(ndim: int) -> str:
 
 def supported_ops() -> list[tuple[str, str]]:
     """(primitive, what its rule does) for every primitive with a rule."""
-    rows = [(name, (fn.__doc__ or fn.__name__).strip().splitlines()[0])
+    rows = [(name, " ".join((fn.__doc__ or fn.__name__).strip().split("\n\n")[0].split()))
             for name, fn in RULES.items()]
     rows.append(("<any primitive on constants>", "folded: evaluated only if a rule needs it"))
     return rows
