@@ -25,7 +25,7 @@ def analyze_target(model: str, framework: str | None, input_size: int | None,
         endpoint = endpoint_of(model) if model in ZOO else None
     options = {"layout": target.layout} if target.layout and target.framework == "jax" else {}
     result = analyze(target.obj, shape, output=endpoint, framework=target.framework, **options)
-    return result, result.node().path or result.output
+    return result, endpoint or result.node().path or result.output
 
 
 def table_csv(path: Path, rows: list[dict]) -> Path:
