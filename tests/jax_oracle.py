@@ -30,6 +30,7 @@ from jax.extend import core as jex
 jax.config.update("jax_enable_x64", True)
 
 SPATIAL = set("HWDTXYZS")
+CHUNK = 8  # cotangents per backward call
 
 
 def positive(params, seed: int = 0, scale_by_fan_in: bool = True):
@@ -155,7 +156,13 @@ def support_boxes(fn, x_shape: Sequence[int], positions: Sequence[Sequence[int]]
         for d, i in zip(out_sp, pos):
             index[d] = i
         cts[(k, *index)] = 1.0
-    grads = np.asarray(jax.jit(jax.vmap(lambda ct: vjp(ct)[0]))(jnp.asarray(cts)))
+    # cotangents in fixed chunks of CHUNK: XLA on CPU miscompiles some batched transposes
+    # (pad with interior holes feeding a strided reduce_window, i.e. the gradient of a
+    # base-dilated pooling) for large batches; small chunks also keep one compiled shape
+    backward = jax.jit(jax.vmap(lambda ct: vjp(ct)[0]))
+    padded = np.concatenate([cts, np.zeros((-len(cts) % CHUNK, *y.shape))])
+    grads = np.concatenate([np.asarray(backward(jnp.asarray(padded[i:i + CHUNK])))
+                            for i in range(0, len(padded), CHUNK)])[:len(cts)]
     other = tuple(1 + d for d in range(len(x_shape)) if d not in in_sp)
     support = np.abs(grads).sum(axis=other) > 0 if other else np.abs(grads) > 0
     boxes = []
