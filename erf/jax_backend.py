@@ -1,0 +1,189 @@
+"""JAX backend: ``jax.vjp`` once per sample under ``jit``, ``vmap`` over impulse cotangents.
+
+Models: a callable ``fn(x)``, a pair ``(fn, params)`` called as ``fn(params, x)``, or a pair
+``(flax.linen.Module, variables)`` called as ``module.apply(variables, x)``. Weight
+re-initialisation (``init``) needs a pair: it maps the params pytree to a new one.
+
+Float64 (used by :func:`erf.check`) is switched on with the ``jax.enable_x64`` context
+manager around the measurement only; the process-wide setting is left as it is.
+End-points: the function's output. Intermediate end-points need the JAX frontend's node
+naming (a jaxpr truncated at the node's variable) and are refused with a clear error for now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .impulses import Layout, MeasureError, cpu_budget, impulse_index, infer_layout, reduce_axes
+
+FRAMEWORK = "jax"
+
+
+def split_model(model: Any) -> tuple[Callable, Any]:
+    """(call(params, x), params) from a callable or a ``(fn, params)`` pair."""
+    if isinstance(model, tuple):
+        if len(model) != 2 or not callable(model[0]):
+            raise MeasureError("a JAX model is a callable fn(x) or a pair (fn, params) called "
+                               f"as fn(params, x); got a tuple of {len(model)}")
+        fn, params = model
+        apply = getattr(fn, "apply", None)
+        if _is_linen(fn) and apply is not None:
+            return (lambda p, x: apply(p, x)), params
+        return fn, params
+    if not callable(model):
+        raise MeasureError(f"cannot measure a {type(model).__name__}: pass a callable or a "
+                           "(fn, params) pair")
+    return (lambda p, x: model(x)), None
+
+
+def _is_linen(fn: Any) -> bool:
+    try:
+        from flax import linen
+    except ImportError:
+        return False
+    return isinstance(fn, linen.Module)
+
+
+def resolve_device(device: str) -> Any:
+    kind = {"cuda": "gpu"}.get(str(device).split(":")[0], str(device).split(":")[0])
+    try:
+        devices = jax.devices(kind)
+    except RuntimeError:
+        devices = []
+    if not devices:
+        raise MeasureError(f"device={device!r} was requested but JAX {jax.__version__} has no "
+                           f"{kind} backend (devices: {jax.devices()}); use device='cpu'")
+    index = int(str(device).split(":")[1]) if ":" in str(device) else 0
+    return devices[index]
+
+
+def resolve_endpoint(analysis: Any, node: str, output: str | None) -> None:
+    graph = analysis.graph
+    if node != (graph.output or list(graph.nodes)[-1]):
+        raise MeasureError(
+            f"end-point {output or node!r}: the JAX backend measures the function's output "
+            "only (intermediate end-points need the JAX frontend's node naming, not yet "
+            "available); return the intermediate from a wrapper function instead")
+
+
+def _float_dtype(params: Any, dtype: Any) -> np.dtype:
+    if dtype is not None:
+        return np.dtype(dtype)
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(getattr(leaf, "dtype", np.int32), jnp.floating):
+            return np.dtype(leaf.dtype)
+    return np.dtype(np.float32)
+
+
+class JaxBackend:
+    """Runs impulses through a JAX function (see the module docstring)."""
+
+    framework = FRAMEWORK
+
+    def __init__(self, model: Any, *, input_shape: Sequence[int], layout: Layout,
+                 node_shape: Sequence[int], endpoint: Any = None, device: str = "cpu",
+                 dtype: Any = None, init: Any = None, allow_train_mode: bool = False):
+        self.call, params = split_model(model)
+        if init is not None and params is None:
+            raise MeasureError("init= re-initialises the params of a (fn, params) pair; this "
+                               "model is a bare function with no params to re-draw")
+        self.device = resolve_device(device)
+        self.np_dtype = _float_dtype(params, dtype)
+        self.init = init
+        self.input_shape = tuple(int(n) for n in input_shape)
+        self.layout = layout
+        self.node_shape = tuple(node_shape)
+        self.batched: bool | str = True
+        with self.context():
+            self.params = None if params is None else jax.tree.map(self._cast, params)
+        self._forward = jax.jit(lambda p, x: jax.vjp(partial(self.call, p), x))
+        self._backward: dict = {}
+        self._rows = 0
+
+    @property
+    def dtype_name(self) -> str:
+        return self.np_dtype.name
+
+    def memory_budget(self) -> int:
+        """Default bytes for one chunk of impulses (see :func:`erf.impulses.cpu_budget`)."""
+        stats = self.device.memory_stats() if self.device.platform == "gpu" else None
+        if stats and "bytes_limit" in stats:
+            return int((stats["bytes_limit"] - stats.get("bytes_in_use", 0)) // 2)
+        return cpu_budget()
+
+    def _cast(self, a: Any) -> Any:
+        if jnp.issubdtype(getattr(a, "dtype", np.int32), jnp.floating):
+            return jnp.asarray(a, self.np_dtype)
+        return a
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """float64 (when asked) and the device, for everything this backend runs."""
+        with contextlib.ExitStack() as stack:
+            if self.np_dtype == np.float64:
+                stack.enter_context(jax.enable_x64(True))
+            stack.enter_context(jax.default_device(self.device))
+            yield
+
+    def start(self, x: np.ndarray, init_seed: int | None) -> JaxPass:
+        params = self.params
+        if self.init is not None and init_seed is not None:
+            params = jax.tree.map(self._cast, self.init(params, init_seed))
+        xj = jnp.asarray(np.asarray(x, self.np_dtype))
+        y, vjp = self._forward(params, xj)
+        if not isinstance(y, jax.Array):
+            raise MeasureError(f"the function returns a {type(y).__name__}, not an array; "
+                               "wrap it to return the end-point array")
+        out_layout = infer_layout(tuple(y.shape), self.node_shape, self.layout.channels_last,
+                                  self.layout.batch is not None, what="function output")
+        residual = max((leaf.nbytes for leaf in jax.tree.leaves(vjp)
+                        if hasattr(leaf, "nbytes")), default=0)
+        per = 6 * residual + 2 * xj.nbytes + y.nbytes
+        return JaxPass(self, y, vjp, out_layout, per)
+
+    def backward_fn(self, out_layout: Layout, variants: tuple[str, ...]) -> Callable:
+        key = (out_layout, variants)
+        if key not in self._backward:
+            channels, batch = reduce_axes(self.layout)
+
+            def run(vjp, cot):
+                g = jax.vmap(vjp)(cot)[0]
+                out = []
+                for v in variants:
+                    t = jnp.abs(g) if v == "abs" else jnp.square(g) if v == "squared" else g
+                    if channels:
+                        t = t.sum(axis=channels)
+                    if batch is not None:
+                        t = t.mean(axis=batch)
+                    out.append(t)
+                return tuple(out)
+            self._backward[key] = jax.jit(run)
+        return self._backward[key]
+
+
+class JaxPass:
+    """The forward pass of one sample; :meth:`backward` runs chunks of impulse groups."""
+
+    def __init__(self, backend: JaxBackend, y: Any, vjp: Any, out_layout: Layout,
+                 bytes_per_cotangent: int):
+        self.backend, self.y, self.vjp, self.out_layout = backend, y, vjp, out_layout
+        self.bytes_per_cotangent = bytes_per_cotangent
+
+    def backward(self, groups: Sequence[np.ndarray], variants: Sequence[str]) -> dict:
+        b = self.backend
+        b._rows = max(b._rows, len(groups))  # pad to one size: one compilation per chunk size
+        cot = np.zeros((b._rows, *self.y.shape), b.np_dtype)
+        d = len(self.out_layout.spatial)
+        view = np.moveaxis(cot, tuple(1 + a for a in self.out_layout.spatial),
+                           tuple(range(1, 1 + d)))
+        view[impulse_index(self.out_layout, groups)] = 1
+        run = b.backward_fn(self.out_layout, tuple(variants))
+        maps = run(self.vjp, jnp.asarray(cot))
+        return {v: np.asarray(m[:len(groups)], np.float64) for v, m in zip(variants, maps)}
