@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import AlignmentError, SpecError
 from .geometry import center, region
-from .graph import Graph
+from .graph import Graph, paused_gc
 from .propagate import AxisRF, Misalignment, Propagation, propagate
 from .regions import Boxes, exact_regions
 
@@ -225,7 +225,8 @@ def analyze_graph(graph: Graph, output: str | None = None, strict: bool = False)
     if len(graph) < 2:
         raise SpecError("the graph has no node besides its input")
     name = (graph.output or list(graph.nodes)[-1]) if output is None else graph.resolve(output)
-    result = Analysis(graph, name, propagate(graph))
+    with paused_gc():
+        result = Analysis(graph, name, propagate(graph))
     if strict and not result.aligned:
         raise AlignmentError("; ".join(str(m) for m in result.misalignments)
                              + ". Pass strict=False to get the result with its diagnosis.")

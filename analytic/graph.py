@@ -8,7 +8,9 @@ reduced: every output position depends on all of them (global pooling, flatten +
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -181,3 +183,19 @@ class Graph:
                 seen.add(n)
                 stack.extend(self.nodes[n].inputs)
         return seen
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building or walking a large graph.
+
+    The graph's objects are acyclic and long-lived; the collector's full passes over them made
+    100k-node analyses about 2x slower and superlinear. Reference counting still frees memory.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

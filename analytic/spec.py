@@ -24,7 +24,7 @@ from typing import Any
 from . import indexmaps
 from .errors import GraphError, SpecError
 from .geometry import Window, same_pad
-from .graph import AxisMap, Edge, Graph, Node
+from .graph import AxisMap, Edge, Graph, Node, paused_gc
 
 try:
     import tomllib
@@ -339,7 +339,8 @@ def load_spec(source: str | Path | dict, input_shape: Sequence[int] | None = Non
         if path.suffix.lower() not in (".json", ".toml"):
             raise SpecError(f"{where}: unknown spec format {path.suffix!r}; use .json or .toml")
         raw = parse_spec_text(path.read_text(), fmt, where)
-    return _build(raw, input_shape, where)
+    with paused_gc():
+        return _build(raw, input_shape, where)
 
 
 def _build(raw: Any, input_shape: Sequence[int] | None, where: str) -> Graph:

@@ -66,6 +66,14 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from experiments.runner import run
+    out = run(args.config, out=args.out, device=args.device, force=args.force,
+              progress=not args.quiet)
+    print(f"results in {out}/ (summary: {out / 'summary.md'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="erf", description=__doc__.splitlines()[0])
     parser.add_argument("--traceback", action="store_true", help="show tracebacks on errors")
@@ -87,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("zoo", help="list the registered model names")
     p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("run", help="run an experiment config (TOML); resumable")
+    p.add_argument("config", help="configs/NAME.toml")
+    p.add_argument("--out", help="output directory (default runs/<name>)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="override the config's device")
+    p.add_argument("--force", action="store_true", help="recompute finished items")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -39,3 +39,25 @@ def register(entry: ZooEntry) -> ZooEntry:
         raise RuntimeError(f"zoo name {entry.name!r} registered twice")
     ZOO[entry.name] = entry
     return entry
+
+
+_TORCH_NCHW = {"torch": (1, 3, 224, 224)}
+register(ZooEntry("small_resnet", "quickstart ResNet: 3x3/2 stem, 3 stages of basic blocks",
+                  {"torch": "experiments.models.modern:small_resnet"},
+                  {"torch": (1, 3, 96, 96)}, {"torch": "NCHW"}, "layer3"))
+register(ZooEntry("convnext_t", "ConvNeXt-T geometry (7x7 depthwise), width 1/4",
+                  {"torch": "experiments.models.zoo:_convnext_t_quarter"}, _TORCH_NCHW,
+                  {"torch": "NCHW"}, "stages.3"))
+register(ZooEntry("replknet_31b", "RepLKNet-31B geometry (31x31 depthwise), width 1/8",
+                  {"torch": "experiments.models.zoo:_replknet_small"}, _TORCH_NCHW,
+                  {"torch": "NCHW"}, "stages.3"))
+
+
+def _convnext_t_quarter():
+    from experiments.models.modern import convnext_t
+    return convnext_t(width=0.25)
+
+
+def _replknet_small():
+    from experiments.models.modern import replknet_31b
+    return replknet_31b(width=0.125)
