@@ -1,0 +1,70 @@
+"""Small torch models for the erf tests, each with its layer spec written by hand.
+
+Spec node names are the modules' paths in the ``nn.Sequential`` ("0", "1", ...), so the torch
+backend finds each end-point by forward hook exactly as it does with a frontend's graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from analytic.spec import load_spec
+
+
+def box_power(k: int, n: int) -> np.ndarray:
+    """The n-fold self-convolution of a length-k box (DESIGN.md §7), by np.convolve."""
+    out = np.ones(1)
+    for _ in range(n):
+        out = np.convolve(out, np.ones(k))
+    return out
+
+
+def chain(input_shape, layers) -> dict:
+    """A spec dict of a chain; ``layers`` are (op, fields) named "0", "1", ..."""
+    nodes = []
+    for i, (op, fields) in enumerate(layers):
+        nodes.append({"name": str(i), "op": op, "inputs": ["input" if i == 0 else str(i - 1)],
+                      **fields})
+    return {"input": list(input_shape), "nodes": nodes}
+
+
+def conv_stack(n: int, k: int, ndim: int = 2, channels: int = 1, size: int = 15,
+               relu: bool = False):
+    """n stride-1 'same' convolutions of kernel k without bias; (model, graph)."""
+    conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[ndim]
+    layers, spec = [], []
+    for _ in range(n):
+        layers.append(conv(channels, channels, k, padding=k // 2, bias=False))
+        spec.append(("conv", {"kernel": k, "pad": k // 2}))
+        if relu:
+            layers.append(nn.ReLU())
+            spec.append(("pointwise", {}))
+    return nn.Sequential(*layers), load_spec(chain([size] * ndim, spec))
+
+
+def mixed_net(dtype=torch.float64, seed: int = 0):
+    """Stride, dilation, ReLU and max pooling on 17x17, two input channels; (model, graph)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 3, 3, dilation=2, padding=2), nn.MaxPool2d(3, 1, 1))
+    graph = load_spec(chain([17, 17], [
+        ("conv", {"kernel": 3, "stride": 2, "pad": 1}), ("pointwise", {}),
+        ("conv", {"kernel": 3, "dilation": 2, "pad": 2}),
+        ("pool", {"kernel": 3, "stride": 1, "pad": 1})]))
+    return model.to(dtype), graph
+
+
+class Blowup(nn.Module):
+    """Identity, except that the gradient at one position overflows to inf (float32) whenever
+    the incoming gradient there is nonzero: x + (x * mask * 1e30) * 1e30 with mask one-hot."""
+
+    def __init__(self, shape, position):
+        super().__init__()
+        mask = torch.zeros(shape)
+        mask[(..., *position)] = 1.0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return x + (x * self.mask * 1e30) * 1e30
