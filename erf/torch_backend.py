@@ -44,7 +44,7 @@ def resolve_endpoint(model: torch.nn.Module, analysis: Any, node: str,
     call of a module applied several times in one forward (torchvision's shared ReLU): the
     node's rank among the graph's nodes carrying exactly that path, ``calls`` their number
     (the hook checks it); None means the last call (a module's output is the last node inside
-    it). A path ``"name@k"`` names call k directly.
+    it). A path ``"name@k"`` names call k directly (and the plain path then call 0).
     """
     graph = analysis.graph
     if node == (graph.output or list(graph.nodes)[-1]):
@@ -59,6 +59,8 @@ def resolve_endpoint(model: torch.nn.Module, analysis: Any, node: str,
             return m.group(1), int(m.group(2)), 0
         if name in modules:
             same = [n.name for n in graph if n.path == name]
+            if node in same and any(n.path.startswith(name + "@") for n in graph):
+                return name, 0, 0  # later calls are named "name@k": this is the first
             if node in same and len(same) > 1:
                 return name, same.index(node), len(same)
             return name, None, 0

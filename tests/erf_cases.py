@@ -57,14 +57,15 @@ def mixed_net(dtype=torch.float64, seed: int = 0):
 
 
 class Blowup(nn.Module):
-    """Identity, except that the gradient at one position overflows to inf (float32) whenever
-    the incoming gradient there is nonzero: x + (x * mask * 1e30) * 1e30 with mask one-hot."""
+    """Identity, except that the gradient at one position overflows to inf (float32) where the
+    incoming gradient there is nonzero: x + (x * m) * m with m = 1e30 at that position, 0
+    elsewhere (the backward multiplies by m twice: 1e60 overflows; 0 stays 0)."""
 
     def __init__(self, shape, position):
         super().__init__()
-        mask = torch.zeros(shape)
-        mask[(..., *position)] = 1.0
-        self.register_buffer("mask", mask)
+        m = torch.zeros(shape)
+        m[(..., *position)] = 1e30
+        self.register_buffer("m", m)
 
     def forward(self, x):
-        return x + (x * self.mask * 1e30) * 1e30
+        return x + (x * self.m) * self.m
