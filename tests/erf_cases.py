@@ -59,13 +59,61 @@ def mixed_net(dtype=torch.float64, seed: int = 0):
 class Blowup(nn.Module):
     """Identity, except that the gradient at one position overflows to inf (float32) where the
     incoming gradient there is nonzero: x + (x * m) * m with m = 1e30 at that position, 0
-    elsewhere (the backward multiplies by m twice: 1e60 overflows; 0 stays 0)."""
+    elsewhere (the backward multiplies by m twice: 1e60 overflows; 0 stays 0). In float64,
+    use scale=1e200 and dtype=torch.float64."""
 
-    def __init__(self, shape, position):
+    def __init__(self, shape, position, scale=1e30, dtype=torch.float32):
         super().__init__()
-        m = torch.zeros(shape)
-        m[(..., *position)] = 1e30
+        m = torch.zeros(shape, dtype=dtype)
+        m[(..., *position)] = scale
         self.register_buffer("m", m)
 
     def forward(self, x):
         return x + (x * self.m) * self.m
+
+
+class ResidualUp(nn.Module):
+    """A residual block, a strided conv, bilinear upsampling, transposed conv, a channel concat
+    with the input and reflection padding: merges and non-window index maps on 12x12."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 2, 3, padding=1)
+        self.b = nn.Conv2d(2, 2, 3, padding=1)
+        self.down = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.tconv = nn.ConvTranspose2d(3, 2, 2, stride=2)
+        self.pad = nn.ReflectionPad2d(1)
+        self.head = nn.Conv2d(7, 1, 3)
+
+    def forward(self, x):
+        r = x + self.b(torch.relu(self.a(x)))
+        d = torch.tanh(self.down(r))
+        return self.head(self.pad(torch.cat([x, self.up(d), self.tconv(d)], dim=1)))
+
+
+def residual_up_graph():
+    return load_spec({"input": [12, 12], "nodes": [
+        {"name": "a", "op": "conv", "inputs": ["input"], "kernel": 3, "pad": 1},
+        {"name": "relu", "op": "pointwise", "inputs": ["a"]},
+        {"name": "b", "op": "conv", "inputs": ["relu"], "kernel": 3, "pad": 1},
+        {"name": "add", "op": "add", "inputs": ["input", "b"]},
+        {"name": "down", "op": "conv", "inputs": ["add"], "kernel": 3, "stride": 2, "pad": 1},
+        {"name": "tanh", "op": "pointwise", "inputs": ["down"]},
+        {"name": "up", "op": "upsample", "inputs": ["tanh"], "mode": "bilinear", "scale": 2},
+        {"name": "tconv", "op": "conv_transpose", "inputs": ["tanh"], "kernel": 2,
+         "stride": 2},
+        {"name": "cat", "op": "concat", "inputs": ["input", "up", "tconv"]},
+        {"name": "pad", "op": "pad", "inputs": ["cat"], "pad": 1, "mode": "reflect"},
+        {"name": "head", "op": "conv", "inputs": ["pad"], "kernel": 3}]})
+
+
+def pooling_net():
+    """Max pooling with ceil_mode and average pooling with padding on 13x21; (model, graph)."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, 2, ceil_mode=True), nn.ReLU(),
+                          nn.AvgPool2d(3, 2, padding=1), nn.Conv2d(2, 1, (1, 3), dilation=2))
+    graph = load_spec(chain([13, 21], [
+        ("conv", {"kernel": 3}), ("pool", {"kernel": 2, "stride": 2, "ceil_mode": True}),
+        ("pointwise", {}), ("pool", {"kernel": 3, "stride": 2, "pad": 1}),
+        ("conv", {"kernel": [1, 3], "dilation": 2})]))
+    return model, graph
