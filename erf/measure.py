@@ -43,6 +43,7 @@ class ERFResult:
     centre unit's map). ``regions`` (k, D, 2): each unit's exact inclusive input box, clipped
     (lo > hi: the unit reads no input). ``counts`` (k,): finite samples per unit;
     ``nonfinite``: (unit, sample) gradients dropped for NaN/inf entries, never averaged in.
+    ``metrics``: see the property.
     """
 
     units: np.ndarray
@@ -50,13 +51,23 @@ class ERFResult:
     mean_map: np.ndarray
     regions: np.ndarray
     analysis: Analysis
-    metrics: dict
     nonfinite: int
     counts: np.ndarray
     settings: dict
     signed: np.ndarray | None = None
     squared: np.ndarray | None = None
     versions: dict = field(default_factory=dict)
+    _metrics: dict | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> dict:
+        """:func:`erf.metrics.summarize` of ``mean_map`` with ``region`` (and the unit's
+        analytic centre for one unit); ``{"error": ...}`` when the map cannot be measured.
+        Computed on first use (the Gaussian fit of a 224x224 map takes seconds)."""
+        if self._metrics is None:
+            object.__setattr__(self, "_metrics", _metrics(self))
+        assert self._metrics is not None
+        return self._metrics
 
     @property
     def endpoint(self) -> str:
@@ -212,12 +223,10 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
     measured = counts > 0
     mean_map = maps["abs"][measured].mean(axis=0) if measured.any() else \
         np.full(spatial, np.nan)
-    result = ERFResult(units=s.units, maps=maps["abs"], mean_map=mean_map, regions=s.boxes,
-                       analysis=s.analysis, metrics={}, nonfinite=nonfinite, counts=counts,
+    return ERFResult(units=s.units, maps=maps["abs"], mean_map=mean_map, regions=s.boxes,
+                       analysis=s.analysis, nonfinite=nonfinite, counts=counts,
                        settings=s.settings, signed=maps.get("signed"),
                        squared=maps.get("squared"), versions=versions())
-    object.__setattr__(result, "metrics", _metrics(result))
-    return result
 
 
 def _metrics(r: ERFResult) -> dict:
