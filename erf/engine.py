@@ -106,8 +106,9 @@ def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any =
                                                                             output), **common)
     else:
         from . import jax_backend as jb
-        jb.resolve_endpoint(analysis, node, output)
-        backend = jb.JaxBackend(model, **common)
+        backend = jb.JaxBackend(model, endpoint=jb.resolve_endpoint(model, analysis, node,
+                                                                    output, input_shape),
+                                **common)
     settings = {"framework": framework, "device": str(device), "dtype": backend.dtype_name,
                 "output": output, "endpoint": node, "endpoint_path": analysis.graph[node].path,
                 "units": units if isinstance(units, str) else np.asarray(units).tolist(),

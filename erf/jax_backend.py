@@ -6,13 +6,17 @@ re-initialisation (``init``) needs a pair: it maps the params pytree to a new on
 
 Float64 (used by :func:`erf.check`) is switched on with the ``jax.enable_x64`` context
 manager around the measurement only; the process-wide setting is left as it is.
-End-points: the function's output. Intermediate end-points need the JAX frontend's node
-naming (a jaxpr truncated at the node's variable) and are refused with a clear error for now.
+End-points: the function's output, or for Flax linen models any submodule's output, by its
+module path (the JAX frontend's node ``path``, e.g. ``"encoder.Conv_0"``), captured with
+``capture_intermediates`` (the last call of a module called several times). Other
+intermediate end-points of plain functions (a jaxpr truncated at the node's variable) are
+refused with a clear error for now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -27,15 +31,19 @@ FRAMEWORK = "jax"
 
 
 def split_model(model: Any) -> tuple[Callable, Any]:
-    """(call(params, x), params) from a callable or a ``(fn, params)`` pair."""
+    """(call(params, x), params) from a callable, a ``(fn, params)`` pair or a Flax module."""
+    if _is_linen(model):
+        if getattr(model, "scope", None) is None:
+            raise MeasureError("an unbound Flax module has no weights to measure: pass "
+                               "(module, variables) or module.bind(variables)")
+        model = model.unbind()
     if isinstance(model, tuple):
         if len(model) != 2 or not callable(model[0]):
             raise MeasureError("a JAX model is a callable fn(x) or a pair (fn, params) called "
                                f"as fn(params, x); got a tuple of {len(model)}")
         fn, params = model
-        apply = getattr(fn, "apply", None)
-        if _is_linen(fn) and apply is not None:
-            return (lambda p, x: apply(p, x)), params
+        if _is_linen(fn):
+            return fn.apply, params
         return fn, params
     if not callable(model):
         raise MeasureError(f"cannot measure a {type(model).__name__}: pass a callable or a "
@@ -44,11 +52,20 @@ def split_model(model: Any) -> tuple[Callable, Any]:
 
 
 def _is_linen(fn: Any) -> bool:
-    try:
-        from flax import linen
-    except ImportError:
-        return False
-    return isinstance(fn, linen.Module)
+    linen = sys.modules.get("flax.linen")
+    return linen is not None and isinstance(fn, linen.Module)
+
+
+def _capture(module: Any, path: tuple[str, ...]) -> Callable:
+    """call(params, x) returning the output of submodule ``path`` (its last call)."""
+    def call(params, x):
+        _, state = module.apply(params, x, capture_intermediates=True,
+                                mutable=["intermediates"])
+        tree = state["intermediates"]
+        for key in path:
+            tree = tree[key]
+        return tree["__call__"][-1]
+    return call
 
 
 def resolve_device(device: str) -> Any:
@@ -64,13 +81,36 @@ def resolve_device(device: str) -> Any:
     return devices[index]
 
 
-def resolve_endpoint(analysis: Any, node: str, output: str | None) -> None:
+def resolve_endpoint(model: Any, analysis: Any, node: str, output: str | None,
+                     input_shape: Sequence[int]) -> tuple[str, ...] | None:
+    """None for the function's output; a Flax module path (tuple of names) otherwise."""
     graph = analysis.graph
-    if node != (graph.output or list(graph.nodes)[-1]):
-        raise MeasureError(
-            f"end-point {output or node!r}: the JAX backend measures the function's output "
-            "only (intermediate end-points need the JAX frontend's node naming, not yet "
-            "available); return the intermediate from a wrapper function instead")
+    if node == (graph.output or list(graph.nodes)[-1]):
+        return None
+    if _is_linen(model) and getattr(model, "scope", None) is not None:
+        model = model.unbind()
+    if isinstance(model, tuple) and len(model) == 2 and _is_linen(model[0]):
+        module, params = model
+        x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
+        _, state = jax.eval_shape(lambda p, x: module.apply(
+            p, x, capture_intermediates=True, mutable=["intermediates"]), params, x)
+        for name in (output, graph[node].path):
+            if not name:
+                continue
+            tree = state["intermediates"]
+            path = tuple(name.split("."))
+            for key in path:
+                tree = tree.get(key, {}) if isinstance(tree, dict) else {}
+            if isinstance(tree, dict) and "__call__" in tree:
+                return path
+        raise MeasureError(f"end-point {output or node!r} (node {node!r}, path "
+                           f"{graph[node].path!r}) is not the output of a Flax submodule; "
+                           "choose a module path (e.g. 'encoder')")
+    raise MeasureError(
+        f"end-point {output or node!r}: for a plain JAX function the backend measures its "
+        "output only (intermediate end-points of jaxprs need the JAX frontend's node naming, "
+        "not yet available); return the intermediate from a wrapper function, or use a Flax "
+        "module (end-points by module path)")
 
 
 def _float_dtype(params: Any, dtype: Any) -> np.dtype:
@@ -91,6 +131,9 @@ class JaxBackend:
                  node_shape: Sequence[int], endpoint: Any = None, device: str = "cpu",
                  dtype: Any = None, init: Any = None, allow_train_mode: bool = False):
         self.call, params = split_model(model)
+        if endpoint is not None:
+            module = model.unbind()[0] if _is_linen(model) else model[0]
+            self.call = _capture(module, endpoint)
         if init is not None and params is None:
             raise MeasureError("init= re-initialises the params of a (fn, params) pair; this "
                                "model is a bare function with no params to re-draw")

@@ -1,5 +1,8 @@
 """PyTorch backend: a private eval-mode copy of the model, the end-point by forward hook,
-one forward per sample and batched backward passes over many impulses.
+one forward per sample (``torch.func.vjp``) and backward passes batched over many impulses
+(``torch.func.vmap`` of the vjp: real batching rules, where ``autograd.grad(...,
+is_grads_batched=True)`` loops over the batch for convolutions on CPU, see
+benchmarks/erf_speed.py).
 
 The user's model is never touched: it is deep-copied, and the copy is put in eval mode, cast
 to the requested dtype/device and re-initialised there. Batch norm that would still use batch
@@ -171,56 +174,52 @@ class TorchBackend:
         if self.init is not None and init_seed is not None:
             self.init(self.model, init_seed)
         xt = torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
-        xt.requires_grad_(True)
-        saved = [0, 0]
+        largest = [xt.numel() * xt.element_size()]
 
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            n = t.numel() * t.element_size()
-            saved[0], saved[1] = max(saved[0], n), saved[1] + n
-            return t
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            y = self._endpoint(xt)
-        if not y.requires_grad:
-            raise MeasureError("the end-point does not depend on the input (no gradient)")
+        def measure(module, args, out):
+            if isinstance(out, torch.Tensor):
+                largest[0] = max(largest[0], out.numel() * out.element_size())
+        handle = torch.nn.modules.module.register_module_forward_hook(measure)
+        try:
+            y, vjp = torch.func.vjp(self._endpoint, xt)
+        finally:
+            handle.remove()
         where = f"output of {self.path!r}" if self.path else "model output"
         out_layout = infer_layout(tuple(y.shape), self.node_shape, self.layout.channels_last,
                                   self.layout.batch is not None, what=where)
         # backward working set per impulse: a few activation-sized buffers, the input gradient
         # and the cotangent itself (calibrated on ResNet-50, see benchmarks/erf_speed.py)
-        per = 6 * saved[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
-        return TorchPass(self, xt, y, out_layout, per)
+        per = 6 * largest[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
+        return TorchPass(self, y, vjp, out_layout, per)
 
 
 class TorchPass:
     """The forward pass of one sample; :meth:`backward` runs chunks of impulse groups."""
 
-    def __init__(self, backend: TorchBackend, x: torch.Tensor, y: torch.Tensor,
-                 out_layout: Layout, bytes_per_cotangent: int):
-        self.backend, self.x, self.y, self.out_layout = backend, x, y, out_layout
+    def __init__(self, backend: TorchBackend, y: torch.Tensor, vjp: Any, out_layout: Layout,
+                 bytes_per_cotangent: int):
+        self.backend, self.y, self.vjp, self.out_layout = backend, y, vjp, out_layout
         self.bytes_per_cotangent = bytes_per_cotangent
 
     def backward(self, groups: Sequence[np.ndarray], variants: Sequence[str]) -> dict:
         """Per-group reduced maps (len(groups), *input_spatial), float64 numpy, per variant."""
-        b, y = self.backend, self.y
+        y = self.y
         cot = torch.zeros((len(groups), *y.shape), dtype=y.dtype, device=y.device)
         d = len(self.out_layout.spatial)
         view = cot.movedim(tuple(1 + a for a in self.out_layout.spatial), tuple(range(1, 1 + d)))
         index = tuple(torch.as_tensor(i, device=y.device)
                       for i in impulse_index(self.out_layout, groups))
         view[index] = 1
-        grads = self._grads(cot)
-        return reduce_grads(grads, b.layout, variants)
+        return reduce_grads(self._grads(cot), self.backend.layout, variants)
 
     def _grads(self, cot: torch.Tensor) -> torch.Tensor:
         b = self.backend
         if b.batched is True and len(cot) > 1:
             try:
-                return torch.autograd.grad(self.y, self.x, cot, retain_graph=True,
-                                           is_grads_batched=True)[0]
-            except RuntimeError as e:  # an op without a vmap rule: correct, slower
-                b.batched = f"one backward per impulse (batched backward failed: {e})"
-        return torch.stack([torch.autograd.grad(self.y, self.x, c, retain_graph=True)[0]
-                            for c in cot])
+                return torch.func.vmap(self.vjp)(cot)[0]
+            except RuntimeError as e:  # an op without a batching rule: correct, slower
+                b.batched = f"one backward per impulse (vmap failed: {e})"
+        return torch.stack([self.vjp(c)[0] for c in cot])
 
 
 def reduce_grads(grads: torch.Tensor, layout: Layout, variants: Sequence[str]) -> dict:

@@ -1,6 +1,8 @@
 """erf on JAX functions: the same maps as torch for the same net and weights, the box oracle,
 containment in float64, layouts, and what is not supported yet."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from erf_cases import box_power, chain, mixed_net
@@ -89,9 +91,9 @@ def test_jax_containment_in_float64_and_a_wrong_rule_caught():
     assert not bad.ok and bad.violations
 
 
-def test_jax_intermediate_end_points_are_refused_for_now():
+def test_jax_intermediate_end_points_of_plain_functions_are_refused_for_now():
     model, graph = mixed_net(torch.float32)
-    with pytest.raises(erf.MeasureError, match="measures the function's output only"):
+    with pytest.raises(erf.MeasureError, match="measures its output only"):
         erf.measure(jax_mixed(model), (1, 2, 17, 17), analysis=graph, output="1")
 
 
@@ -101,3 +103,57 @@ def test_jax_gpu_requested_without_one_is_a_clear_error():
     model, graph = mixed_net(torch.float32)
     with pytest.raises(erf.MeasureError, match="has no gpu backend"):
         erf.measure(jax_mixed(model), (1, 2, 17, 17), analysis=graph, device="cuda")
+
+
+def flax_net():
+    """A Flax linen net (channels last) and its graph with the JAX frontend's paths."""
+    from flax import linen
+
+    class Block(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            return linen.relu(linen.Conv(3, (3, 3))(x))
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            return linen.Conv(2, (3, 3), strides=2)(Block(name="enc")(x))
+
+    net = Net()
+    variables = net.init(jax.random.PRNGKey(0), jnp.ones((1, 9, 9, 2)))
+    graph = load_spec({"input": [9, 9], "nodes": [
+        {"name": "conv_general_dilated_0", "op": "conv", "inputs": ["input"], "kernel": 3,
+         "pad": 1},
+        {"name": "add_0", "op": "pointwise", "inputs": ["conv_general_dilated_0"]},
+        {"name": "max_0", "op": "pointwise", "inputs": ["add_0"]},
+        {"name": "conv_general_dilated_1", "op": "conv", "inputs": ["max_0"], "kernel": 3,
+         "stride": 2, "pad": "same"},
+        {"name": "add_1", "op": "pointwise", "inputs": ["conv_general_dilated_1"]}]})
+    paths = {"conv_general_dilated_0": "enc.Conv_0", "add_0": "enc.Conv_0", "max_0": "enc",
+             "conv_general_dilated_1": "Conv_0", "add_1": "Conv_0"}
+    for name, path in paths.items():
+        graph.nodes[name] = replace(graph.nodes[name], path=path)
+    return Block(), net, variables, graph
+
+
+def test_flax_submodule_end_point_by_module_path():
+    pytest.importorskip("flax")
+    block, net, variables, graph = flax_net()
+    kw = dict(analysis=graph, units="all", dtype="float64", samples=2)
+    at_enc = erf.measure((net, variables), (1, 9, 9, 2), output="enc", **kw)
+    # the block alone is the function whose output the end-point is
+    params = {"params": variables["params"]["enc"]}
+    enc_graph = load_spec({"input": [9, 9], "nodes": [
+        {"name": "c", "op": "conv", "inputs": ["input"], "kernel": 3, "pad": 1},
+        {"name": "r", "op": "pointwise", "inputs": ["c"]}]})
+    alone = erf.measure((block, params), (1, 9, 9, 2), analysis=enc_graph, units="all",
+                        dtype="float64", samples=2)
+    assert at_enc.analysis.output == "max_0"
+    np.testing.assert_array_equal(at_enc.maps, alone.maps)
+    bound = erf.measure(net.bind(variables), (1, 9, 9, 2), output="enc.Conv_0", **kw)
+    assert bound.analysis.output == "add_0" and bound.maps.shape == (81, 9, 9)
+    assert erf.check((net, variables), (1, 9, 9, 2), analysis=graph, output="enc",
+                     units="all").ok
+    assert erf.check((net, variables), (1, 9, 9, 2), analysis=graph, units="all").ok
+    with pytest.raises(erf.MeasureError, match="unbound Flax module"):
+        erf.measure(net, (1, 9, 9, 2), analysis=graph)
