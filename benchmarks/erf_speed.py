@@ -5,11 +5,14 @@ the 3x3 conv, one ReLU module shared by the three calls of each block), written 
 benchmark needs no torchvision; its layer spec is generated beside it, so ``erf.measure`` gets
 the exact regions without a frontend. Three ways to get the input gradients of the same units:
 
-- ``erf.measure``: the library path (forward hook end-point, one forward, batched backward in
-  chunks sized to memory, reduction to per-unit maps);
-- a loop: one ``torch.autograd.grad`` per unit on a retained graph;
+- ``erf.measure``: the library path (a copy of the model, forward hook end-point, one
+  ``torch.func.vjp`` forward, ``vmap`` over chunks of cotangents sized to memory, reduction to
+  per-unit maps);
+- a loop: one ``torch.autograd.grad`` per unit on a retained graph (no forward timed);
 - bare batched autograd: one ``torch.autograd.grad(..., is_grads_batched=True)`` call with all
-  the units' cotangents (no chunking, no reduction).
+  the units' cotangents (no forward timed, no chunking, no reduction);
+- bare ``torch.func.vjp`` + ``vmap`` over all cotangents at once (forward included).
+Each is timed ``--repeat`` times and the best rate reported (shared machines are noisy).
 
     python benchmarks/erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
 """
@@ -123,6 +126,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loop-units", type=int, default=8, help="units timed in the loop")
+    ap.add_argument("--repeat", type=int, default=3, help="timings per path (best reported)")
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -133,13 +137,20 @@ def main() -> None:
     node_shape = graph[graph.resolve(args.output)].shape
     units = select_units(args.units, node_shape)
     k = len(units)
-    rows = {}
+    rows: dict[str, list[float]] = {}
 
-    # 1. the library path
+    def timed(name: str, n: int, fn) -> None:
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            fn()
+            rows.setdefault(name, []).append(n / (time.perf_counter() - t))
+
+    # 1. the library path (includes copying the model, the forward, the regions, reductions)
     erf.measure(model, shape, analysis=graph, output=args.output, units="center")  # warm-up
-    t = time.perf_counter()
-    r = erf.measure(model, shape, analysis=graph, output=args.output, units=args.units)
-    rows["erf.measure (batched)"] = k / (time.perf_counter() - t)
+    result = {}
+    timed("erf.measure (func.vjp + vmap, chunked)", k, lambda: result.setdefault(
+        "r", erf.measure(model, shape, analysis=graph, output=args.output, units=args.units)))
+    r = result["r"]
     print(r, file=sys.stderr)
 
     # shared forward for the bare paths (parameters frozen, as the library does)
@@ -154,19 +165,16 @@ def main() -> None:
     for j, u in enumerate(units):
         cot[(j, 0, slice(None), *u)] = 1
 
-    # 2. one backward per unit
+    # 2. one backward per unit (on the retained graph; no forward)
     n = min(args.loop_units, k)
-    t = time.perf_counter()
-    for j in range(n):
-        torch.autograd.grad(y, x, cot[j], retain_graph=True)
-    rows["one backward per unit"] = n / (time.perf_counter() - t)
+    timed("one autograd.grad per unit", n, lambda: [
+        torch.autograd.grad(y, x, cot[j], retain_graph=True) for j in range(n)])
 
-    # 3. one bare batched autograd call with every cotangent
-    t = time.perf_counter()
-    torch.autograd.grad(y, x, cot, retain_graph=True, is_grads_batched=True)
-    rows["bare autograd.grad(is_grads_batched=True)"] = k / (time.perf_counter() - t)
+    # 3. one bare batched autograd call with every cotangent (no forward)
+    timed("bare autograd.grad(is_grads_batched=True)", k, lambda: torch.autograd.grad(
+        y, x, cot, retain_graph=True, is_grads_batched=True))
 
-    # 4. torch.func.vjp + vmap on the same graph (a forward inside vjp)
+    # 4. bare torch.func.vjp + vmap, all cotangents at once (the forward included)
     def f(inp):
         b, h = endpoint(model, args.output)
         try:
@@ -174,21 +182,25 @@ def main() -> None:
         finally:
             h.remove()
         return b["y"]
-    t = time.perf_counter()
-    _, vjp = torch.func.vjp(f, x.detach())
-    torch.func.vmap(vjp)(cot)
-    rows["torch.func.vjp + vmap (incl. forward)"] = k / (time.perf_counter() - t)
+
+    def func_path():
+        _, vjp = torch.func.vjp(f, x.detach())
+        torch.func.vmap(vjp)(cot)
+    timed("bare torch.func.vjp + vmap (incl. forward)", k, func_path)
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     info = {"model": "ResNet-50 (torchvision layout)", "input": list(shape),
             "output": args.output, "output_shape": list(node_shape), "units": args.units,
             "k": k, "threads": args.threads, "chunk": r.settings["chunk"],
-            "units_per_second": rows, "peak_rss_mib": round(peak),
+            "repeat": args.repeat, "units_per_second_best": {n: max(v) for n, v in
+                                                             rows.items()},
+            "units_per_second_all": rows, "peak_rss_mib": round(peak),
             "torch": torch.__version__}
     print(f"{k} units ({args.units}) of {args.output} {list(node_shape)}, input "
           f"{args.size}px, {args.threads} threads, chunk {r.settings['chunk']}")
-    for name, rate in rows.items():
-        print(f"  {name:45s} {rate:8.2f} units/s")
+    for name, rates in rows.items():
+        print(f"  {name:45s} {max(rates):8.2f} units/s (best of {len(rates)}; all: "
+              f"{', '.join(f'{x:.2f}' for x in rates)})")
     print(f"  peak RSS {peak:.0f} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps(info, indent=1) + "\n")
