@@ -11,6 +11,7 @@ channel's support (each channel's gradient is checked against the same region).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -62,12 +63,15 @@ def select_units(units, node_shape: Sequence[int]) -> np.ndarray:
         if text == "center":
             return np.array([[n // 2 for n in shape]], dtype=np.int64).reshape(1, ndim)
         if text == "all":
-            return np.argwhere(np.ones(shape, bool)).astype(np.int64).reshape(-1, ndim)
+            return np.argwhere(np.ones(shape, bool)).astype(np.int64).reshape(
+                math.prod(shape), ndim)
         match = re.fullmatch(r"grid:(\d+)", text)
         if match:
             axes = [axis_grid(n, int(match.group(1))) for n in shape]
             grids = np.meshgrid(*axes, indexing="ij")
-            return np.stack([g.ravel() for g in grids], axis=1).astype(np.int64).reshape(-1, ndim)
+            if not ndim:
+                return np.zeros((1, 0), np.int64)
+            return np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
         raise SpecError(f"units={units!r}: use 'center', 'grid:N' (e.g. 'grid:4'), 'all' or a "
                         "list of positions")
     arr = np.asarray(units)

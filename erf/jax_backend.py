@@ -180,7 +180,13 @@ class JaxBackend:
         if self.init is not None and init_seed is not None:
             params = jax.tree.map(self._cast, self.init(params, init_seed))
         xj = jnp.asarray(np.asarray(x, self.np_dtype))
-        y, vjp = self._forward(params, xj)
+        try:
+            y, vjp = self._forward(params, xj)
+        except TypeError as e:
+            hint = (" A bare function's closed-over arrays are not cast: pass (fn, params) to "
+                    "measure in float64." if self.params is None else "")
+            raise MeasureError(f"the forward pass failed on a {self.np_dtype.name} input of "
+                               f"shape {list(xj.shape)} ({e}).{hint}") from e
         if not isinstance(y, jax.Array):
             raise MeasureError(f"the function returns a {type(y).__name__}, not an array; "
                                "wrap it to return the end-point array")

@@ -213,9 +213,10 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
                             memory_budget=memory_budget, label="erf measure"):
         ok = block.finite
         nonfinite += int((~ok).sum())
+        done = block.units[ok]  # distinct within a block
         for v in wanted:
-            np.add.at(sums[v], block.units[ok], block.maps[v][ok])
-        np.add.at(counts, block.units[ok], 1)
+            sums[v][done] += block.maps[v][ok]
+        counts[done] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         maps = {v: sums[v] / counts.reshape(-1, *[1] * len(spatial)) for v in wanted}
     maps = {v: np.where(counts.reshape(-1, *[1] * len(spatial)) > 0, m, np.nan)

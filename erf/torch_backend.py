@@ -182,6 +182,12 @@ class TorchBackend:
         handle = torch.nn.modules.module.register_module_forward_hook(measure)
         try:
             y, vjp = torch.func.vjp(self._endpoint, xt)
+        except (RuntimeError, TypeError) as e:
+            raise MeasureError(
+                f"the forward pass failed on a {self.dtype_name} input of shape "
+                f"{list(xt.shape)} on {self.device} ({type(e).__name__}: {e}). The model copy "
+                "was cast to that dtype and device: tensors it holds outside parameters and "
+                "buffers were not") from e
         finally:
             handle.remove()
         where = f"output of {self.path!r}" if self.path else "model output"

@@ -288,3 +288,18 @@ def test_unit_boxes_follow_the_analysis():
     boxes = unit_boxes(a.regions().lo, a.regions().hi, units)
     for u, box in zip(units, boxes):
         assert [tuple(b) for b in box] == a.region_of(tuple(u))["region"]
+
+
+def test_a_global_end_point_has_one_unit_reading_everything():
+    from analytic import Edge, Graph, Node, Window
+    graph = Graph.with_input((6, 5))
+    graph.add(Node("0", "conv", ("input",), (Edge.windows([Window(kernel=3, pad=(1, 1))] * 2),),
+                   (6, 5), path="0"))
+    graph.add(Node("2", "mean", ("0",), (Edge(()),), (), path="2"))  # pool + flatten: (N, C)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    r = erf.measure(model, (1, 1, 6, 5), analysis=graph, units="all", init="ones")
+    assert r.units.shape == (1, 0) and r.regions.tolist() == [[[0, 5], [0, 4]]]
+    # all-ones 3x3 kernel, 2 output channels, mean over 30 positions: 2 * (reads) / 30
+    reads = np.outer([2, 3, 3, 3, 3, 2], [2, 3, 3, 3, 2])
+    np.testing.assert_allclose(r.mean_map, 2 * reads / 30, rtol=1e-6)
+    assert erf.check(model, (1, 1, 6, 5), analysis=graph, units="all").ok
