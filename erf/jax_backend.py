@@ -6,11 +6,13 @@ re-initialisation (``init``) needs a pair: it maps the params pytree to a new on
 
 Float64 (used by :func:`erf.check`) is switched on with the ``jax.enable_x64`` context
 manager around the measurement only; the process-wide setting is left as it is.
-End-points: the function's output, or for Flax linen models any submodule's output, by its
+End-points: the function's output; for Flax linen models any submodule's output, by its
 module path (the JAX frontend's node ``path``, e.g. ``"encoder.Conv_0"``), captured with
-``capture_intermediates`` (the last call of a module called several times). Other
-intermediate end-points of plain functions (a jaxpr truncated at the node's variable) are
-refused with a clear error for now.
+``capture_intermediates`` (the last call of a module called several times); for plain
+functions the last node of a ``jax.named_scope`` (the frontend's node paths: scope names
+joined by dots), by evaluating the function's jaxpr truncated at that equation's output
+(layout-only equations such as transposes and casts, which the frontend makes no node of,
+are skipped; scopes inside nested jitted calls are not searched).
 """
 
 from __future__ import annotations
@@ -81,36 +83,83 @@ def resolve_device(device: str) -> Any:
     return devices[index]
 
 
+LAYOUT_PRIMITIVES = frozenset({"transpose", "reshape", "squeeze", "expand_dims",
+                               "broadcast_in_dim", "convert_element_type", "copy", "copy_p"})
+
+
 def resolve_endpoint(model: Any, analysis: Any, node: str, output: str | None,
-                     input_shape: Sequence[int]) -> tuple[str, ...] | None:
-    """None for the function's output; a Flax module path (tuple of names) otherwise."""
+                     input_shape: Sequence[int]) -> tuple[str, Any] | None:
+    """None for the function's output; ("flax", module path tuple) or ("scope", path)."""
     graph = analysis.graph
     if node == (graph.output or list(graph.nodes)[-1]):
         return None
+    path = graph[node].path
+    x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
     if _is_linen(model) and getattr(model, "scope", None) is not None:
         model = model.unbind()
     if isinstance(model, tuple) and len(model) == 2 and _is_linen(model[0]):
         module, params = model
-        x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
         _, state = jax.eval_shape(lambda p, x: module.apply(
             p, x, capture_intermediates=True, mutable=["intermediates"]), params, x)
-        for name in (output, graph[node].path):
+        for name in (output, path):
             if not name:
                 continue
             tree = state["intermediates"]
-            path = tuple(name.split("."))
-            for key in path:
+            keys = tuple(name.split("."))
+            for key in keys:
                 tree = tree.get(key, {}) if isinstance(tree, dict) else {}
             if isinstance(tree, dict) and "__call__" in tree:
-                return path
-        raise MeasureError(f"end-point {output or node!r} (node {node!r}, path "
-                           f"{graph[node].path!r}) is not the output of a Flax submodule; "
-                           "choose a module path (e.g. 'encoder')")
+                return ("flax", keys)
+        raise MeasureError(f"end-point {output or node!r} (node {node!r}, path {path!r}) is "
+                           "not the output of a Flax submodule; choose a module path (e.g. "
+                           "'encoder')")
+    if path and path != node and graph.resolve(path) == node:
+        call, params = split_model(model)
+        if _scope_target(jax.make_jaxpr(call)(params, x).jaxpr, path) is not None:
+            return ("scope", path)
     raise MeasureError(
-        f"end-point {output or node!r}: for a plain JAX function the backend measures its "
-        "output only (intermediate end-points of jaxprs need the JAX frontend's node naming, "
-        "not yet available); return the intermediate from a wrapper function, or use a Flax "
-        "module (end-points by module path)")
+        f"end-point {output or node!r} (node {node!r}, path {path!r}): a plain JAX function "
+        "is measured at its output or at the last node of a jax.named_scope (a path whose "
+        "last node this is); wrap the computation in a named scope, or return the "
+        "intermediate from a wrapper function")
+
+
+def _scope_target(jaxpr: Any, path: str) -> Any:
+    """The output variable of the last input-dependent, non-layout equation in scope
+    ``path`` (or a scope inside it), or None."""
+    from jax.extend.core import Var
+
+    dependent = {jaxpr.invars[-1]}
+    target = None
+    for eqn in jaxpr.eqns:
+        if not any(isinstance(v, Var) and v in dependent for v in eqn.invars):
+            continue
+        dependent.update(eqn.outvars)
+        names = [getattr(sc, "name", "") for sc in eqn.source_info.name_stack.stack
+                 if type(sc).__name__ == "Scope"]
+        scope = ".".join(n for n in names if n)
+        if eqn.primitive.name not in LAYOUT_PRIMITIVES and (scope == path or
+                                                           scope.startswith(path + ".")):
+            target = eqn.outvars[0]
+    return target
+
+
+def _truncate(call: Callable, path: str) -> Callable:
+    """call(params, x) returning the value at the end of scope ``path`` (see the module doc);
+    the jaxpr is traced at the dtypes of the first call."""
+    from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
+
+    cache: dict = {}
+
+    def truncated(params, x):
+        key = tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves((params, x)))
+        if key not in cache:
+            closed = jax.make_jaxpr(call)(params, x)
+            target = _scope_target(closed.jaxpr, path)
+            jaxpr = closed.jaxpr.replace(outvars=[target])
+            cache[key] = jaxpr_as_fun(ClosedJaxpr(jaxpr, closed.consts))
+        return cache[key](*jax.tree.leaves((params, x)))[0]
+    return truncated
 
 
 def _float_dtype(params: Any, dtype: Any) -> np.dtype:
@@ -131,9 +180,11 @@ class JaxBackend:
                  node_shape: Sequence[int], endpoint: Any = None, device: str = "cpu",
                  dtype: Any = None, init: Any = None, allow_train_mode: bool = False):
         self.call, params = split_model(model)
-        if endpoint is not None:
+        if endpoint is not None and endpoint[0] == "flax":
             module = model.unbind()[0] if _is_linen(model) else model[0]
-            self.call = _capture(module, endpoint)
+            self.call = _capture(module, endpoint[1])
+        elif endpoint is not None:
+            self.call = _truncate(self.call, endpoint[1])
         if init is not None and params is None:
             raise MeasureError("init= re-initialises the params of a (fn, params) pair; this "
                                "model is a bare function with no params to re-draw")

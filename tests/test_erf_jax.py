@@ -91,9 +91,9 @@ def test_jax_containment_in_float64_and_a_wrong_rule_caught():
     assert not bad.ok and bad.violations
 
 
-def test_jax_intermediate_end_points_of_plain_functions_are_refused_for_now():
+def test_jax_end_points_outside_named_scopes_are_refused():
     model, graph = mixed_net(torch.float32)
-    with pytest.raises(erf.MeasureError, match="measures its output only"):
+    with pytest.raises(erf.MeasureError, match="at its output or at the last node of a jax"):
         erf.measure(jax_mixed(model), (1, 2, 17, 17), analysis=graph, output="1")
 
 
@@ -157,3 +157,39 @@ def test_flax_submodule_end_point_by_module_path():
     assert erf.check((net, variables), (1, 9, 9, 2), analysis=graph, units="all").ok
     with pytest.raises(erf.MeasureError, match="unbound Flax module"):
         erf.measure(net, (1, 9, 9, 2), analysis=graph)
+
+
+def test_named_scope_end_point_of_a_plain_function():
+    def block(p, x):
+        y = lax.conv_general_dilated(x, p["w1"], (1, 1), [(1, 1), (1, 1)],
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.nn.relu(y).transpose(0, 2, 1, 3).transpose(0, 2, 1, 3)  # layout ops last
+
+    def fn(p, x):
+        with jax.named_scope("block1"):
+            y = block(p, x)
+        with jax.named_scope("head"):
+            return lax.conv_general_dilated(y, p["w2"], (2, 2), [(0, 0), (0, 0)],
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    rng = np.random.default_rng(0)
+    params = {"w1": jnp.asarray(rng.normal(size=(3, 3, 2, 3))),
+              "w2": jnp.asarray(rng.normal(size=(3, 3, 3, 1)))}
+    graph = load_spec({"input": [9, 9], "nodes": [
+        {"name": "conv_general_dilated_0", "op": "conv", "inputs": ["input"], "kernel": 3,
+         "pad": 1},
+        {"name": "custom_jvp_call_0", "op": "pointwise", "inputs": ["conv_general_dilated_0"]},
+        {"name": "conv_general_dilated_1", "op": "conv", "inputs": ["custom_jvp_call_0"],
+         "kernel": 3, "stride": 2}]})
+    for name, path in (("conv_general_dilated_0", "block1"), ("custom_jvp_call_0", "block1"),
+                       ("conv_general_dilated_1", "head")):
+        graph.nodes[name] = replace(graph.nodes[name], path=path)
+    kw = dict(units="all", dtype="float64", samples=2)
+    at_scope = erf.measure((fn, params), (1, 9, 9, 2), analysis=graph, output="block1", **kw)
+    alone_graph = load_spec(chain([9, 9], [("conv", {"kernel": 3, "pad": 1}),
+                                           ("pointwise", {})]))
+    alone = erf.measure((block, params), (1, 9, 9, 2), analysis=alone_graph, **kw)
+    np.testing.assert_array_equal(at_scope.maps, alone.maps)
+    assert erf.check((fn, params), (1, 9, 9, 2), analysis=graph, output="block1").ok
+    with pytest.raises(erf.MeasureError, match="last node of a jax.named_scope"):
+        erf.measure((fn, params), (1, 9, 9, 2), analysis=graph,
+                    output="conv_general_dilated_0")
