@@ -2,7 +2,7 @@
 one forward per sample (``torch.func.vjp``) and backward passes batched over many impulses
 (``torch.func.vmap`` of the vjp: real batching rules, where ``autograd.grad(...,
 is_grads_batched=True)`` loops over the batch for convolutions on CPU, see
-benchmarks/erf_speed.py).
+benchmarks/bench_erf_speed.py).
 
 The user's model is never touched: it is deep-copied, and the copy is put in eval mode, cast
 to the requested dtype/device and re-initialised there. Batch norm that would still use batch
@@ -194,7 +194,7 @@ class TorchBackend:
         out_layout = infer_layout(tuple(y.shape), self.node_shape, self.layout.channels_last,
                                   self.layout.batch is not None, what=where)
         # backward working set per impulse: a few activation-sized buffers, the input gradient
-        # and the cotangent itself (calibrated on ResNet-50, see benchmarks/erf_speed.py)
+        # and the cotangent itself (calibrated on ResNet-50, see benchmarks/bench_erf_speed.py)
         per = 6 * largest[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
         return TorchPass(self, y, vjp, out_layout, per)
 

@@ -12,16 +12,18 @@ the exact regions without a frontend. Three ways to get the input gradients of t
 - bare batched autograd: one ``torch.autograd.grad(..., is_grads_batched=True)`` call with all
   the units' cotangents (no forward timed, no chunking, no reduction);
 - bare ``torch.func.vjp`` + ``vmap`` over all cotangents at once (forward included).
-Each is timed ``--repeat`` times and the best rate reported (shared machines are noisy).
+Each is timed ``--repeat`` times; the median and the best rate are reported.
 
-    python benchmarks/erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
+    python benchmarks/bench_erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
+
+writes ``benchmarks/results/erf_speed_<output>.json`` (median and best of the repeats).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +33,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import write_result  # noqa: E402
 
 import erf  # noqa: E402
 from analytic.spec import load_spec  # noqa: E402
@@ -126,8 +131,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loop-units", type=int, default=8, help="units timed in the loop")
-    ap.add_argument("--repeat", type=int, default=3, help="timings per path (best reported)")
-    ap.add_argument("--json", help="write the numbers here")
+    ap.add_argument("--repeat", type=int, default=3, help="timings per path")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -192,18 +196,18 @@ def main() -> None:
     info = {"model": "ResNet-50 (torchvision layout)", "input": list(shape),
             "output": args.output, "output_shape": list(node_shape), "units": args.units,
             "k": k, "threads": args.threads, "chunk": r.settings["chunk"],
-            "repeat": args.repeat, "units_per_second_best": {n: max(v) for n, v in
-                                                             rows.items()},
+            "repeat": args.repeat,
+            "units_per_second_median": {n: statistics.median(v) for n, v in rows.items()},
+            "units_per_second_best": {n: max(v) for n, v in rows.items()},
             "units_per_second_all": rows, "peak_rss_mib": round(peak),
             "torch": torch.__version__}
     print(f"{k} units ({args.units}) of {args.output} {list(node_shape)}, input "
           f"{args.size}px, {args.threads} threads, chunk {r.settings['chunk']}")
     for name, rates in rows.items():
-        print(f"  {name:45s} {max(rates):8.2f} units/s (best of {len(rates)}; all: "
-              f"{', '.join(f'{x:.2f}' for x in rates)})")
+        print(f"  {name:45s} {statistics.median(rates):8.2f} units/s median of {len(rates)} "
+              f"(best {max(rates):.2f})")
     print(f"  peak RSS {peak:.0f} MiB")
-    if args.json:
-        Path(args.json).write_text(json.dumps(info, indent=1) + "\n")
+    print(f"  -> {write_result(f'erf_speed_{args.output}', info)}")
     assert np.isfinite(r.mean_map).all()
 
 
