@@ -75,9 +75,9 @@ def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any =
     framework = framework or _framework(model)
     if framework not in ("torch", "jax"):
         raise MeasureError(f"framework={framework!r}: measurement runs 'torch' or 'jax' models")
-    samples = _inputs(inputs, framework)
-    if samples is not None:
-        shape = tuple(samples[0].shape)
+    given = _inputs(inputs, framework)
+    if given is not None:
+        shape = tuple(given[0].shape)
         if input_shape is not None and tuple(input_shape) != shape:
             raise MeasureError(f"input_shape {list(input_shape)} disagrees with the inputs' "
                                f"shape {list(shape)}")
@@ -97,9 +97,9 @@ def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any =
     chosen = select_units(units, node_shape)
     boxes = analysis.regions(node)
     k_boxes = unit_boxes(boxes.lo, boxes.hi, chosen)
-    fn = init if init is None or callable(init) else inits.resolve(init)
     common = dict(input_shape=input_shape, layout=in_layout, node_shape=node_shape,
-                  device=device, dtype=dtype, init=fn, allow_train_mode=allow_train_mode)
+                  device=device, dtype=dtype, init=inits.resolve(init),
+                  allow_train_mode=allow_train_mode)
     if framework == "torch":
         from . import torch_backend as tb
         backend: Any = tb.TorchBackend(model, endpoint=tb.resolve_endpoint(model, analysis, node,
@@ -115,7 +115,7 @@ def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any =
                 "init": inits.describe(init), "allow_train_mode": allow_train_mode,
                 "layout": layout, "input_shape": list(input_shape)}
     return Setup(framework, analysis, node, chosen, k_boxes, input_shape, in_layout, backend,
-                 samples, settings)
+                 given, settings)
 
 
 def _framework(model: Any) -> str:

@@ -217,17 +217,16 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
         for v in wanted:
             sums[v][done] += block.maps[v][ok]
         counts[done] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        maps = {v: sums[v] / counts.reshape(-1, *[1] * len(spatial)) for v in wanted}
-    maps = {v: np.where(counts.reshape(-1, *[1] * len(spatial)) > 0, m, np.nan)
-            for v, m in maps.items()}
+    n = counts.reshape(-1, *[1] * len(spatial))
+    maps = {v: np.divide(sums[v], n, out=np.full_like(sums[v], np.nan), where=n > 0)
+            for v in wanted}
     measured = counts > 0
     mean_map = maps["abs"][measured].mean(axis=0) if measured.any() else \
         np.full(spatial, np.nan)
     return ERFResult(units=s.units, maps=maps["abs"], mean_map=mean_map, regions=s.boxes,
-                       analysis=s.analysis, nonfinite=nonfinite, counts=counts,
-                       settings=s.settings, signed=maps.get("signed"),
-                       squared=maps.get("squared"), versions=versions())
+                     analysis=s.analysis, nonfinite=nonfinite, counts=counts,
+                     settings=s.settings, signed=maps.get("signed"),
+                     squared=maps.get("squared"), versions=versions())
 
 
 def _metrics(r: ERFResult) -> dict:
