@@ -12,7 +12,9 @@ the exact regions without a frontend. Three ways to get the input gradients of t
 - bare batched autograd: one ``torch.autograd.grad(..., is_grads_batched=True)`` call with all
   the units' cotangents (no forward timed, no chunking, no reduction);
 - bare ``torch.func.vjp`` + ``vmap`` over all cotangents at once (forward included).
-Each is timed ``--repeat`` times; the median and the best rate are reported.
+Each is timed ``--repeat`` times; the median and the best rate are reported, and the median
+CPU time per unit (process time over all threads: steadier than wall time on a shared
+machine).
 
     python benchmarks/bench_erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
 
@@ -142,12 +144,14 @@ def main() -> None:
     units = select_units(args.units, node_shape)
     k = len(units)
     rows: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
 
     def timed(name: str, n: int, fn) -> None:
         for _ in range(args.repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
             rows.setdefault(name, []).append(n / (time.perf_counter() - t))
+            cpu.setdefault(name, []).append((time.process_time() - c) / n)
 
     # 1. the library path (includes copying the model, the forward, the regions, reductions)
     erf.measure(model, shape, analysis=graph, output=args.output, units="center")  # warm-up
@@ -199,13 +203,15 @@ def main() -> None:
             "repeat": args.repeat,
             "units_per_second_median": {n: statistics.median(v) for n, v in rows.items()},
             "units_per_second_best": {n: max(v) for n, v in rows.items()},
-            "units_per_second_all": rows, "peak_rss_mib": round(peak),
+            "units_per_second_all": rows,
+            "cpu_seconds_per_unit_median": {n: statistics.median(v) for n, v in cpu.items()},
+            "peak_rss_mib": round(peak),
             "torch": torch.__version__}
     print(f"{k} units ({args.units}) of {args.output} {list(node_shape)}, input "
           f"{args.size}px, {args.threads} threads, chunk {r.settings['chunk']}")
     for name, rates in rows.items():
         print(f"  {name:45s} {statistics.median(rates):8.2f} units/s median of {len(rates)} "
-              f"(best {max(rates):.2f})")
+              f"(best {max(rates):.2f}); {statistics.median(cpu[name]):.2f} CPU s/unit")
     print(f"  peak RSS {peak:.0f} MiB")
     print(f"  -> {write_result(f'erf_speed_{args.output}', info)}")
     assert np.isfinite(r.mean_map).all()
