@@ -1,0 +1,107 @@
+"""erf with the real frontends: containment on every network of the frontend test suites,
+end-points by module path (torch hook) and named scope / Flax path (JAX), assert helpers and
+the CLI on a model analysed by ``analytic.analyze``. Skipped where a frontend is absent."""
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import erf
+from erf.cli import main
+from erf.testing import assert_gradients_within_bounds, assert_receptive_field
+
+
+def _frontend(framework):
+    pytest.importorskip(framework)
+    try:
+        importlib.import_module(f"analytic.frontends.{framework}")
+    except ImportError:
+        pytest.skip(f"the {framework} frontend is not on this branch")
+
+
+# ---- torch ----------------------------------------------------------------------------------
+
+def torch_cases():
+    _frontend("torch")
+    models = pytest.importorskip("models_torch")
+    return [
+        ("vgg16", models.VGG16(fc=False), (1, 3, 64, 64), None),
+        ("resnet", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), None),
+        ("resnet_layer2", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), "layer2"),
+        ("unet", models.UNet(), (1, 1, 32, 40), None),
+        ("deeplab", models.DeepLab(), (1, 3, 64, 72), "stage3"),
+        ("mobilenetv2", models.MobileNetV2(), (1, 3, 64, 64), "features.10"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6), ids=["vgg16", "resnet", "resnet_layer2", "unet",
+                                                  "deeplab", "mobilenetv2"])
+def test_torch_networks_gradients_inside_exact_regions(index):
+    name, model, shape, output = torch_cases()[index]
+    r = erf.check(model, shape, output=output, units="grid:3", samples=1)
+    assert r.ok, r.summary()
+    assert r.analysis.output == r.analysis.graph.resolve(output) if output else True
+
+
+def test_torch_measure_at_a_shared_relu_call_and_the_box_oracle():
+    _frontend("torch")
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    model = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(3)])
+    r = erf.measure(model, (1, 1, 15, 15), init="ones", dtype="float64")
+    assert r.mean_map[7, 4:11].tolist() == [7, 21, 42, 49, 42, 21, 7]  # 7 * [1,3,6,7,6,3,1]
+    models = pytest.importorskip("models_torch")
+    res = models.ResNet((3, 4, 6, 3), width=2)
+    a = erf.measure(res, (1, 3, 64, 80), output="layer1.0.relu", units="all")
+    assert a.settings["endpoint_path"] == "layer1.0.relu"
+    assert erf.check(res, (1, 3, 64, 80), output="layer1.0.relu", units="grid:4").ok
+
+
+def test_torch_testing_helpers_and_cli(tmp_path, capsys):
+    _frontend("torch")
+    models = pytest.importorskip("models_torch")
+    assert_receptive_field(models.VGG16(fc=False), (1, 3, 224, 224), size=212, stride=32,
+                           padding=90, output="pool5")
+    with pytest.raises(AssertionError, match=r"stride: expected \(16, 16\), got \(32, 32\)"):
+        assert_receptive_field(models.VGG16(fc=False), (1, 3, 224, 224), stride=16,
+                               output="pool5")
+    assert_gradients_within_bounds(models.UNet(), (1, 1, 32, 40), units="grid:2")
+    code = main(["measure", "models_torch:UNet", "--input-shape", "1,1,32,40", "--units",
+                 "grid:2", "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    d = json.loads((tmp_path / "results.json").read_text())
+    assert d["endpoint"]["shape"] == [32, 40] and np.load(tmp_path / "erf.npy").shape == (32, 40)
+    code = main(["check", "models_torch:UNet", "--input-shape", "1,1,32,40"])
+    assert code == 0 and "OK" in capsys.readouterr().out
+
+
+# ---- JAX ------------------------------------------------------------------------------------
+
+JAX_CASES = [("vgg16", (1, 64, 64, 3), None), ("resnet", (1, 64, 80, 3), None),
+             ("resnet", (1, 64, 80, 3), "layer2"), ("unet", (1, 32, 40, 1), None),
+             ("unet", (1, 32, 40, 1), "enc2"), ("dilated", (1, 48, 48, 1), None)]
+
+
+@pytest.mark.parametrize("case", JAX_CASES, ids=lambda c: f"{c[0]}-{c[2] or 'out'}")
+def test_jax_networks_gradients_inside_exact_regions(case):
+    _frontend("jax")
+    models = pytest.importorskip("models_jax")
+    name, shape, output = case
+    init, fn = models.MODELS[name]
+    r = erf.check((fn, init(0)), shape, output=output, units="grid:3", samples=1)
+    assert r.ok, r.summary()
+
+
+def test_jax_packed_equals_plain_at_a_named_scope_end_point():
+    _frontend("jax")
+    models = pytest.importorskip("models_jax")
+    init, fn = models.MODELS["resnet"]
+    params = init(0)
+    a = erf.measure((fn, params), (1, 64, 80, 3), output="layer2", units="grid:2",
+                    dtype="float64")
+    b = erf.measure((fn, params), (1, 64, 80, 3), output="layer2", units="grid:2",
+                    dtype="float64", pack=True)
+    np.testing.assert_array_equal(a.maps, b.maps)
