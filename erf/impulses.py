@@ -166,20 +166,30 @@ def cpu_budget() -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where batch, channel and spatial axes of one tensor are (axis indices)."""
+    """Where batch, channel and spatial axes of one tensor are (axis indices).
+
+    ``spatial`` has one entry per spatial axis of the analysis node: the tensor axis holding
+    it, or None for a size-1 node axis the tensor does not have (a frontend keeps the axes of
+    a global pool through a flatten: node shape (1, 1) for an (N, C) tensor).
+    """
 
     ndim: int
     batch: int | None
-    spatial: tuple[int, ...]
+    spatial: tuple[int | None, ...]
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The tensor axes that hold spatial positions, in node-axis order."""
+        return tuple(a for a in self.spatial if a is not None)
 
     @property
     def channels(self) -> tuple[int, ...]:
-        return tuple(a for a in range(self.ndim) if a != self.batch and a not in self.spatial)
+        return tuple(a for a in range(self.ndim) if a != self.batch and a not in self.axes)
 
     @property
     def channels_last(self) -> bool:
         ch = self.channels
-        return bool(ch) and bool(self.spatial) and min(ch) > max(self.spatial)
+        return bool(ch) and bool(self.axes) and min(ch) > max(self.axes)
 
 
 def parse_layout(layout: str, shape: Sequence[int], spatial_shape: Sequence[int]) -> Layout:
@@ -204,37 +214,52 @@ def infer_layout(shape: Sequence[int], spatial_shape: Sequence[int], channels_la
 
     Channels-first puts the spatial axes last; channels-last puts them right after the batch
     axis. When both fit the shape, ``channels_last`` decides (the framework's convention).
+    Size-1 node axes the tensor lacks (a flattened global pool) are matched last.
     """
     shape = tuple(int(n) for n in shape)
     sp = tuple(int(n) for n in spatial_shape)
-    d, start = len(sp), (1 if has_batch else 0)
-    batch = 0 if has_batch else None
     if has_batch and not shape:
         raise MeasureError(f"the {what} is a scalar; expected a batch axis and spatial sizes "
                            f"{list(sp)}")
-    first = Layout(len(shape), batch, tuple(range(len(shape) - d, len(shape)))) \
-        if len(shape) - start >= d and shape[len(shape) - d:] == sp else None
-    last = Layout(len(shape), batch, tuple(range(start, start + d))) \
-        if len(shape) - start >= d and shape[start:start + d] == sp else None
-    if first and last:
-        return last if channels_last else first
-    if first or last:
-        return first or last  # type: ignore[return-value]
+    found = _match(shape, sp, channels_last, has_batch)
+    if found is not None:
+        return Layout(len(shape), 0 if has_batch else None, found)
+    kept = [i for i, n in enumerate(sp) if n != 1]
+    found = _match(shape, tuple(sp[i] for i in kept), channels_last, has_batch)
+    if found is not None and len(kept) < len(sp):
+        axes: list[int | None] = [None] * len(sp)
+        for i, a in zip(kept, found):
+            axes[i] = a
+        return Layout(len(shape), 0 if has_batch else None, tuple(axes))
     raise MeasureError(f"the {what} has shape {list(shape)}, which does not hold the spatial "
                        f"shape {list(sp)} the analysis gives it (channels-first or -last, "
                        "batch first); is the analysis of this model and input shape?")
 
 
+def _match(shape: tuple[int, ...], sp: tuple[int, ...], channels_last: bool,
+           has_batch: bool) -> tuple[int, ...] | None:
+    d, start = len(sp), (1 if has_batch else 0)
+    if len(shape) - start < d:
+        return None
+    first = tuple(range(len(shape) - d, len(shape))) if shape[len(shape) - d:] == sp else None
+    last = tuple(range(start, start + d)) if shape[start:start + d] == sp else None
+    if first is not None and last is not None:
+        return last if channels_last else first
+    return first if first is not None else last
+
+
 def impulse_index(layout: Layout, groups: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     """Index arrays (cotangent row, *spatial position) of every impulse of a chunk of groups.
 
-    To be used on the cotangent tensor with its spatial axes moved right after the row axis
-    and every other axis (batch, channels) kept whole: ``cot_view[index] = 1``.
+    To be used on the cotangent tensor with its spatial axes (:attr:`Layout.axes`) moved
+    right after the row axis and every other axis (batch, channels) kept whole:
+    ``cot_view[index] = 1``.
     """
     d = len(layout.spatial)
     rows = np.concatenate([np.full(len(g), j, np.int64) for j, g in enumerate(groups)])
     pos = np.concatenate([np.asarray(g, np.int64).reshape(len(g), d) for g in groups])
-    return (rows, *pos.T)
+    kept = [i for i, a in enumerate(layout.spatial) if a is not None]  # phantom axes: index 0
+    return (rows, *pos[:, kept].T)
 
 
 def reduce_axes(layout: Layout) -> tuple[tuple[int, ...], int | None]:

@@ -280,9 +280,8 @@ class JaxPass:
         b = self.backend
         b._rows = max(b._rows, len(groups))  # pad to one size: one compilation per chunk size
         cot = np.zeros((b._rows, *self.y.shape), b.np_dtype)
-        d = len(self.out_layout.spatial)
-        view = np.moveaxis(cot, tuple(1 + a for a in self.out_layout.spatial),
-                           tuple(range(1, 1 + d)))
+        axes = self.out_layout.axes
+        view = np.moveaxis(cot, tuple(1 + a for a in axes), tuple(range(1, 1 + len(axes))))
         view[impulse_index(self.out_layout, groups)] = 1
         run = b.backward_fn(self.out_layout, tuple(variants))
         maps = run(self.vjp, jnp.asarray(cot))

@@ -211,8 +211,8 @@ class TorchPass:
         """Per-group reduced maps (len(groups), *input_spatial), float64 numpy, per variant."""
         y = self.y
         cot = torch.zeros((len(groups), *y.shape), dtype=y.dtype, device=y.device)
-        d = len(self.out_layout.spatial)
-        view = cot.movedim(tuple(1 + a for a in self.out_layout.spatial), tuple(range(1, 1 + d)))
+        axes = self.out_layout.axes
+        view = cot.movedim(tuple(1 + a for a in axes), tuple(range(1, 1 + len(axes))))
         index = tuple(torch.as_tensor(i, device=y.device)
                       for i in impulse_index(self.out_layout, groups))
         view[index] = 1

@@ -303,3 +303,13 @@ def test_a_global_end_point_has_one_unit_reading_everything():
     reads = np.outer([2, 3, 3, 3, 3, 2], [2, 3, 3, 3, 2])
     np.testing.assert_allclose(r.mean_map, 2 * reads / 30, rtol=1e-6)
     assert erf.check(model, (1, 1, 6, 5), analysis=graph, units="all").ok
+
+
+def test_size_one_node_axes_missing_from_the_tensor_are_matched():
+    # a frontend keeps a global pool's (1, 1) axes through flatten: tensor (N, C)
+    graph = load_spec(chain([6, 5], [("conv", {"kernel": 3, "pad": 1}), ("global", {})]))
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    r = erf.measure(model, (1, 1, 6, 5), analysis=graph, units="all", init="ones")
+    assert r.units.tolist() == [[0, 0]]
+    reads = np.outer([2, 3, 3, 3, 3, 2], [2, 3, 3, 3, 2])
+    np.testing.assert_allclose(r.mean_map, 2 * reads / 30, rtol=1e-6)
