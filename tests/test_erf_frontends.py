@@ -30,7 +30,7 @@ def torch_cases():
         ("vgg16", models.VGG16(fc=False), (1, 3, 64, 64), None),
         ("resnet", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), None),
         ("resnet_layer2", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), "layer2"),
-        ("unet", models.UNet(), (1, 1, 32, 40), None),
+        ("unet", models.UNet(), (1, 3, 32, 40), None),
         ("deeplab", models.DeepLab(), (1, 3, 64, 72), "stage3"),
         ("mobilenetv2", models.MobileNetV2(), (1, 3, 64, 64), "features.10"),
     ]
@@ -67,14 +67,14 @@ def test_torch_testing_helpers_and_cli(tmp_path, capsys):
     with pytest.raises(AssertionError, match=r"stride: expected \(16, 16\), got \(32, 32\)"):
         assert_receptive_field(models.VGG16(fc=False), (1, 3, 224, 224), stride=16,
                                output="pool5")
-    assert_gradients_within_bounds(models.UNet(), (1, 1, 32, 40), units="grid:2")
-    code = main(["measure", "models_torch:UNet", "--input-shape", "1,1,32,40", "--units",
+    assert_gradients_within_bounds(models.UNet(), (1, 3, 32, 40), units="grid:2")
+    code = main(["measure", "models_torch:UNet", "--input-shape", "1,3,32,40", "--units",
                  "grid:2", "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
     assert code == 0, err
     d = json.loads((tmp_path / "results.json").read_text())
     assert d["endpoint"]["shape"] == [32, 40] and np.load(tmp_path / "erf.npy").shape == (32, 40)
-    code = main(["check", "models_torch:UNet", "--input-shape", "1,1,32,40"])
+    code = main(["check", "models_torch:UNet", "--input-shape", "1,3,32,40"])
     assert code == 0 and "OK" in capsys.readouterr().out
 
 
