@@ -26,8 +26,7 @@ def _frontend(framework):
 def torch_cases():
     _frontend("torch")
     models = pytest.importorskip("models_torch")
-    return [
-        ("vgg16", models.VGG16(fc=False), (1, 3, 64, 64), None),
+    return [  # VGG-16 is checked by the assertion helpers below
         ("resnet", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), None),
         ("resnet_layer2", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), "layer2"),
         ("unet", models.UNet(), (1, 3, 32, 40), None),
@@ -36,8 +35,8 @@ def torch_cases():
     ]
 
 
-@pytest.mark.parametrize("index", range(6), ids=["vgg16", "resnet", "resnet_layer2", "unet",
-                                                  "deeplab", "mobilenetv2"])
+@pytest.mark.parametrize("index", range(5), ids=["resnet", "resnet_layer2", "unet", "deeplab",
+                                                  "mobilenetv2"])
 def test_torch_networks_gradients_inside_exact_regions(index):
     name, model, shape, output = torch_cases()[index]
     r = erf.check(model, shape, output=output, units="grid:3", samples=1)
@@ -54,20 +53,22 @@ def test_torch_measure_at_a_shared_relu_call_and_the_box_oracle():
     assert r.mean_map[7, 4:11].tolist() == [7, 21, 42, 49, 42, 21, 7]  # 7 * [1,3,6,7,6,3,1]
     models = pytest.importorskip("models_torch")
     res = models.ResNet((3, 4, 6, 3), width=2)
-    a = erf.measure(res, (1, 3, 64, 80), output="layer1.0.relu", units="all")
-    assert a.settings["endpoint_path"] == "layer1.0.relu"
-    assert erf.check(res, (1, 3, 64, 80), output="layer1.0.relu", units="grid:4").ok
+    # torchvision's Bottleneck calls its one ReLU three times: the hook takes the right call
+    r = erf.check(res, (1, 3, 64, 80), output="layer1.0.relu", units="grid:3", samples=1)
+    assert r.ok and r.settings["endpoint_path"] == "layer1.0.relu"
 
 
 def test_torch_testing_helpers_and_cli(tmp_path, capsys):
     _frontend("torch")
     models = pytest.importorskip("models_torch")
-    assert_receptive_field(models.VGG16(fc=False), (1, 3, 224, 224), size=212, stride=32,
+    # the paper's vgg_16 row (212/32/90) holds at any input size: r, S, P need no 'SAME'
+    assert_receptive_field(models.VGG16(fc=False), (1, 3, 64, 64), size=212, stride=32,
                            padding=90, output="pool5")
     with pytest.raises(AssertionError, match=r"stride: expected \(16, 16\), got \(32, 32\)"):
-        assert_receptive_field(models.VGG16(fc=False), (1, 3, 224, 224), stride=16,
+        assert_receptive_field(models.VGG16(fc=False), (1, 3, 64, 64), stride=16,
                                output="pool5")
-    assert_gradients_within_bounds(models.UNet(), (1, 3, 32, 40), units="grid:2")
+    assert_gradients_within_bounds(models.VGG16(fc=False), (1, 3, 48, 48), units="grid:2",
+                                   output="pool4", samples=1)
     code = main(["measure", "models_torch:UNet", "--input-shape", "1,3,32,40", "--units",
                  "grid:2", "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
@@ -80,8 +81,7 @@ def test_torch_testing_helpers_and_cli(tmp_path, capsys):
 
 # ---- JAX ------------------------------------------------------------------------------------
 
-JAX_CASES = [("vgg16", (1, 64, 64, 3), None), ("resnet", (1, 64, 80, 3), None),
-             ("resnet", (1, 64, 80, 3), "layer2"), ("unet", (1, 32, 40, 1), None),
+JAX_CASES = [("resnet", (1, 64, 80, 3), "layer2"), ("unet", (1, 32, 40, 1), None),
              ("unet", (1, 32, 40, 1), "enc2"), ("dilated", (1, 48, 48, 1), None)]
 
 
