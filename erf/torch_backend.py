@@ -118,7 +118,7 @@ class TorchBackend:
         self.layout = layout
         self.node_shape = tuple(node_shape)
         self.path, self.call, self.calls = endpoint
-        self.batched: bool | str = True  # False after vmap failed once (the reason kept)
+        self.batched: bool | str = True  # the reason, once vmap has failed
         self.module = dict(self.model.named_modules())[self.path] if self.path else None
 
     @property
