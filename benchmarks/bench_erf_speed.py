@@ -24,6 +24,7 @@ writes ``benchmarks/results/erf_speed_<output>.json`` (median and best of the re
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -205,7 +206,7 @@ def main() -> None:
             "units_per_second_best": {n: max(v) for n, v in rows.items()},
             "units_per_second_all": rows,
             "cpu_seconds_per_unit_median": {n: statistics.median(v) for n, v in cpu.items()},
-            "peak_rss_mib": round(peak),
+            "peak_rss_mib": round(peak), "load_average_1_5_15": list(os.getloadavg()),
             "torch": torch.__version__}
     print(f"{k} units ({args.units}) of {args.output} {list(node_shape)}, input "
           f"{args.size}px, {args.threads} threads, chunk {r.settings['chunk']}")
