@@ -158,13 +158,15 @@ class Graph:
         return self.nodes[name]
 
     def resolve(self, name: str) -> str:
-        """Node name from a node name or a user path (module path); clear error otherwise."""
+        """Node name from a node name or a user path (module path, '.' or '/' separated);
+        clear error otherwise."""
         if name in self.nodes:
             return name
-        by_path = [n.name for n in self.nodes.values() if n.path == name]
-        if by_path:
-            return by_path[-1]  # a module's output is the last node inside it
-        inside = [n.name for n in self.nodes.values() if n.path.startswith(name + ".")]
+        path = name.replace("/", ".")  # TF-slim style scopes: conv1/conv1_1
+        # a module's output is the last node inside it, its submodules included (a block
+        # ending in `self.relu(out + identity)` ends with the node of path `block.relu`)
+        inside = [n.name for n in self.nodes.values()
+                  if n.path == path or n.path.startswith(path + ".")]
         if inside:
             return inside[-1]
         close = sorted({n.path or n.name for n in self.nodes.values()

@@ -32,13 +32,15 @@ def transposed(n_in: int, n_out: int, kernel: int, stride: int, dilation: int = 
 
 
 def nearest(n_in: int, n_out: int, scale: float | None = None, exact: bool = False) -> np.ndarray:
-    """Nearest upsampling: ``floor(o*scale)`` (PyTorch 'nearest'), or ``floor((o+0.5)*scale)``
-    ('nearest-exact'); ``scale`` is input/output (n_in/n_out unless the framework uses another).
+    """Nearest upsampling: ``floor(o*n_in/n_out)`` ('nearest'), or ``floor((o+0.5)*n_in/n_out)``
+    ('nearest-exact'), in exact integer arithmetic. A framework that uses another scale (e.g.
+    1/scale_factor in float32) passes ``scale``; its own rounding then applies.
     """
-    scale = n_in / n_out if scale is None else scale
-    o = np.arange(n_out, dtype=np.float64)
-    # float32 arithmetic as the frameworks do it, so the last index matches theirs
-    src = np.floor(((o + 0.5) if exact else o).astype(np.float32) * np.float32(scale))
+    o = np.arange(n_out, dtype=np.int64)
+    if scale is None:
+        src = ((2 * o + 1) * n_in) // (2 * n_out) if exact else (o * n_in) // n_out
+    else:
+        src = np.floor(((o + 0.5) if exact else o).astype(np.float32) * np.float32(scale))
     return np.minimum(src.astype(np.int64), n_in - 1)[:, None]
 
 
@@ -46,27 +48,37 @@ def linear(n_in: int, n_out: int, align_corners: bool, scale: float | None = Non
            taps: int = 2) -> np.ndarray:
     """(Bi/tri)linear (taps=2) or cubic (taps=4) interpolation along one axis.
 
-    align_corners=True: ``src = o*(n_in-1)/(n_out-1)``; False: ``src = (o+0.5)*scale - 0.5``
-    clamped at 0 (PyTorch's half-pixel rule), ``scale`` = n_in/n_out unless given. Cubic reads
-    ``floor(src)-1 .. floor(src)+2`` clamped to the border.
+    align_corners=True: ``src = o*(n_in-1)/(n_out-1)``; False: ``src = (o+0.5)*s - 0.5``
+    (clamped at 0 for linear, PyTorch's half-pixel rule) with s = n_in/n_out in exact rational
+    arithmetic, or the given ``scale`` in floating point. A tap is read only where its weight
+    is nonzero; cubic reads ``floor(src)-1 .. floor(src)+2`` clamped to the border.
     """
-    o = np.arange(n_out, dtype=np.float64)
-    if align_corners:
-        src = o * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+    o = np.arange(n_out, dtype=np.int64)
+    if align_corners:  # src = num / den exactly
+        num, den = o * (n_in - 1), np.int64(max(n_out - 1, 1))
+    elif scale is None:
+        num, den = (2 * o + 1) * n_in - n_out, np.int64(2 * n_out)
     else:
-        s = n_in / n_out if scale is None else scale
-        src = (o + 0.5) * s - 0.5
+        num, den = None, None
+    if num is not None:
+        if taps == 2 and not align_corners:
+            num = np.maximum(num, 0)
+        base = num // den
+        on_pixel = num % den == 0
+    else:
+        src = (o + 0.5) * scale - 0.5
         if taps == 2:
             src = np.maximum(src, 0.0)
-    base = np.floor(src).astype(np.int64)
-    frac = src - base
+        base = np.floor(src).astype(np.int64)
+        on_pixel = src == base
     rows = []
     for i in range(n_out):
-        if taps == 2:
-            r = [min(base[i], n_in - 1)] + ([min(base[i] + 1, n_in - 1)] if frac[i] > 0 else [])
-        else:  # cubic: four taps, weights nonzero unless exactly on a pixel
-            r = ([min(max(base[i], 0), n_in - 1)] if frac[i] == 0 else
-                 [min(max(base[i] + t, 0), n_in - 1) for t in (-1, 0, 1, 2)])
+        if on_pixel[i]:
+            r = [min(max(base[i], 0), n_in - 1)]
+        elif taps == 2:
+            r = [min(base[i], n_in - 1), min(base[i] + 1, n_in - 1)]
+        else:
+            r = [min(max(base[i] + t, 0), n_in - 1) for t in (-1, 0, 1, 2)]
         rows.append(sorted(set(r)))
     return _pack(rows)
 

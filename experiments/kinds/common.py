@@ -21,12 +21,11 @@ def analyze_target(model: str, framework: str | None, input_size: int | None,
         from analytic.spec import load_spec
         shape = (input_size,) * len(load_spec(target.obj).input_shape)
     if endpoint is None:
-        from experiments.models.zoo import ZOO
-        entry = ZOO.get(model)
-        endpoint = entry.endpoint if entry is not None else None
+        from experiments.models.zoo import ZOO, endpoint_of
+        endpoint = endpoint_of(model) if model in ZOO else None
     options = {"layout": target.layout} if target.layout and target.framework == "jax" else {}
     result = analyze(target.obj, shape, output=endpoint, framework=target.framework, **options)
-    return result, result.node().path or result.output
+    return result, endpoint or result.node().path or result.output
 
 
 def table_csv(path: Path, rows: list[dict]) -> Path:

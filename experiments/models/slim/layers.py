@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analytic.geometry import same_pad
+
 Pads = tuple[tuple[int, int], ...]  # (before, after) per spatial axis
 Padding = str | Pads  # 'SAME', 'VALID' or explicit pads (resnet_utils.conv2d_same)
 
@@ -27,16 +29,6 @@ def per_axis(value: int | Sequence[int], axes: int = 2) -> tuple[int, ...]:
     if len(out) != axes:
         raise ValueError(f"expected {axes} per-axis values, got {value!r}")
     return out
-
-
-def same_pad(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow 'SAME' padding (before, after) of one axis of length ``size``.
-
-    ``total = max(span - (size % stride or stride), 0)``; the odd element goes after.
-    """
-    span = dilation * (kernel - 1) + 1
-    total = max(span - (size % stride if size % stride else stride), 0)
-    return (total // 2, total - total // 2)
 
 
 def fixed_pad(kernel: int | Sequence[int], dilation: int | Sequence[int] = 1) -> Pads:

@@ -1,0 +1,237 @@
+"""PyTorch frontend: ``torch.export`` at concrete shapes -> the IR of :mod:`analytic.graph`.
+
+``capture(model, input_shape)`` exports ``model.eval()`` with ``torch.export.export(...,
+strict=False)`` (the default IR keeps high-level aten ops: ``conv2d``, ``max_pool2d``,
+``upsample_bilinear2d``, ``pad``, ...), walks the FX graph once and builds one IR node per op
+that touches data derived from the input. Parameters, buffers, constants and ops on them only
+are folded away. For every tensor it tracks which dims are spatial and which input axis each
+one is (dims 2+ of the NC* input by default; ``spatial_dims=`` for other layouts), through
+views, permutes and broadcasting. Each node keeps its module path (``layer3.5.conv3``, from
+``nn_module_stack``) and the user's source line, so an end-point can be chosen by module path.
+
+Every op needs a rule (``RULES``, ``erf ops torch`` lists them); an op without one is never
+taken as identity: capture raises one :class:`~analytic.errors.UnsupportedOpError` listing
+each such op with its count and first location. Ops without a rule that torch can decompose
+are decomposed first (only those). Models whose export fails (data-dependent control flow)
+raise :class:`~analytic.errors.CaptureError` with the export error.
+
+Adding a rule
+-------------
+``analyze(model, shape, rules={torch.ops.aten.roll.default: my_rule})`` (keys: an op
+overload, an overload packet such as ``torch.ops.aten.roll`` for all its overloads, or the
+name ``"aten.roll.default"``). A rule is ``rule(call: OpCall) -> answer``:
+
+- ``call.op``, ``call.args`` (schema name -> value, defaults filled; tensors are fx nodes),
+  ``call.inputs`` (the input-dependent tensor arguments: ``.key`` = schema name or
+  (name, index) inside a list, ``.shape``), ``call.out_shape`` / ``call.out_shapes``,
+  ``call.shape(arg)`` and ``call.value(arg)`` for constant arguments.
+- The answer: ``{key: maps}``, where ``maps`` has one entry per output dim: an
+  :class:`~analytic.graph.AxisMap` whose ``src`` is the argument dim it reads (helpers in
+  :mod:`analytic.frontends.torch_rules`: ``same(d)``, ``window(d, Window(...))``,
+  ``reads(d, idx, kind)``, ``whole(d)``, ``bcast(d, n)``), or None (that output dim does not
+  read the argument). Argument dims no entry reads are global (reduced). An input-dependent
+  argument missing from the answer is read whole; ``{key: None}`` means no dependence.
+  Shortcuts: ``call.pointwise()``, ``call.along(key, {dim: map})``; ``Relayout()`` for views,
+  ``CONSTANT`` when the output ignores the input's values, ``PerOutput((a, b))`` for ops
+  returning several tensors. Raise ``RuleError(reason)`` for a variant you cannot express.
+
+For example ``torch.roll`` along dims (the built-in rule)::
+
+    def roll(call):
+        x = call.inputs[0]
+        maps = {}
+        for s, d in zip(call.args["shifts"], call.args["dims"]):
+            n = x.shape[d]
+            maps[d] = reads(d, ((np.arange(n) - s) % n)[:, None], "roll")
+        return call.along(x.key, maps)
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+
+from ..errors import CaptureError, SpecError, UnsupportedOpError
+from ..graph import Graph
+from . import torch_ops_shape, torch_ops_tensor, torch_ops_window  # noqa: F401  (rules)
+from .torch_layout import Layout
+from .torch_rules import RULES, OpCall, RuleError, RuleTable, op_name, user_rules
+from .torch_walk import Builder, Missing
+
+__all__ = ["RULES", "Capture", "OpCall", "RuleError", "RuleTable", "capture", "supported_ops",
+           "trace"]
+
+@dataclass
+class Capture:
+    """A traced model: the IR, the exported program, each node's torch layout, timings."""
+
+    graph: Graph
+    program: ExportedProgram
+    layouts: dict[str, Layout] = field(repr=False)
+    export_seconds: float = 0.0
+    build_seconds: float = 0.0
+
+    def torch_index(self, name: str, index: Sequence[int],
+                    dims: Sequence[int] | None = None) -> tuple[int, ...]:
+        """IR position of node ``name`` from an index into dims ``dims`` of its torch tensor
+        (default: dims 2 and up, the NC* layout). Plain dims carry no IR axis and are ignored;
+        a merged dim (tokens = h*W + w) is split into its axes' digits."""
+        lay = self.layouts[self.graph.resolve(name)]
+        dims = tuple(range(2, len(lay.dims))) if dims is None else tuple(dims)
+        if len(index) != len(dims):
+            raise SpecError(f"index {list(index)} does not match dims {list(dims)} of node "
+                            f"{name!r}")
+        pos = [0] * len(lay.node_shape)
+        for d, i in zip(dims, index):
+            rest = int(i)
+            for f in reversed(lay.dims[d]):  # innermost factor first
+                digit, rest = rest % f.size, rest // f.size
+                if f.axis is not None:
+                    pos[f.axis] += digit * f.stride
+        return tuple(pos)
+
+
+def capture(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
+            example_inputs: Any = None, rules: dict | None = None, **options: Any) -> Graph:
+    """The IR of ``model`` at a concrete input shape (see the module doc)."""
+    return trace(model, input_shape, example_inputs, rules, **options).graph
+
+
+def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
+          example_inputs: Any = None, rules: dict | None = None, *,
+          spatial_dims: Sequence[int] | None = None, decompose: bool = True) -> Capture:
+    """Export ``model`` and build its IR; returns the :class:`Capture` with timings.
+
+    ``input_shape``: full shape, e.g. (1, 3, 224, 224); or ``example_inputs``: a tensor or a
+    tuple of positional arguments (the first tensor is the analysed input, others are taken
+    as constants). ``spatial_dims``: the input's spatial dims (default: 2 and up).
+    ``decompose``: decompose ops without a rule when torch can.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise SpecError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    args = _example_args(model, input_shape, example_inputs)
+    t0 = time.perf_counter()
+    program = _export(model, args)
+    export_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    table = user_rules(rules)
+    if _needs_functionalization(program):
+        program = _decompose(program, {})
+    decomposed: list[str] = []
+    for attempt in range(4):
+        try:
+            graph, layouts = Builder(program, table, spatial_dims).build()
+            break
+        except Missing as missing:
+            decomposable = {op: fn for op, fn in _decompositions().items()
+                            if op in missing.ops} if decompose and attempt < 3 else {}
+            if not decomposable:
+                note = (f"\n(after decomposing {', '.join(decomposed)}, which have no rule)"
+                        if decomposed else "")
+                raise UnsupportedOpError(missing.message + note) from None
+            decomposed += sorted(op_name(op) for op in decomposable)
+            program = _decompose(program, decomposable)
+    return Capture(graph, program, layouts, export_seconds, time.perf_counter() - t1)
+
+
+def supported_ops() -> list[tuple[str, str]]:
+    """(op, rule name) for every op with a built-in rule, sorted by op (``erf ops torch``)."""
+    return sorted((op_name(op), fn.__name__) for op, fn in RULES)
+
+
+# ---- export -----------------------------------------------------------------------------------
+
+
+def _example_args(model: torch.nn.Module, input_shape: Sequence[int] | None,
+                  example_inputs: Any) -> tuple:
+    if example_inputs is not None:
+        return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) \
+            else (example_inputs,)
+    if input_shape is None:
+        raise SpecError("give input_shape (e.g. (1, 3, 224, 224)) or example_inputs")
+    shape = tuple(int(n) for n in input_shape)
+    if len(shape) < 2 or any(n < 1 for n in shape):
+        raise SpecError(f"input_shape must be a full positive shape like (1, 3, 224, 224), "
+                        f"got {list(shape)}")
+    p = next(model.parameters(), None)
+    dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
+    device = p.device if p is not None else torch.device("cpu")
+    return (torch.randn(shape, dtype=dtype, device=device),)
+
+
+def _export(model: torch.nn.Module, args: tuple) -> ExportedProgram:
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.export(model, args, strict=False)
+    except Exception as e:  # noqa: BLE001 - any export failure becomes one CaptureError
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        hint = ("the forward branches on tensor values (data-dependent control flow); make the "
+                "branch depend on shapes only, use torch.cond, or analyze a submodule"
+                if "data-dependent" in str(e).lower() or "guard" in str(e).lower() else
+                "check that the model runs on an input of this shape, or pass example_inputs")
+        raise CaptureError(f"torch.export failed for {type(model).__name__} at input shapes "
+                           f"{[list(a.shape) for a in args if isinstance(a, torch.Tensor)]}: "
+                           f"{type(e).__name__}: {first[:500]}. What next: {hint}.") from e
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+
+
+def _needs_functionalization(program: ExportedProgram) -> bool:
+    """Whether to run ``run_decompositions({})`` (functional form, no op decomposed).
+
+    In-place ops are fine when they overwrite a tensor nothing else reads later (relu_ on a
+    fresh activation, ``out += identity``); a mutation through a view, of an input, or of a
+    tensor that is read again afterwards needs the functional form (``run_decompositions``
+    turns slice assignment into slice_scatter)."""
+    order = {n: i for i, n in enumerate(program.graph.nodes)}
+    for n in program.graph.nodes:
+        if isinstance(n.target, torch._ops.HigherOrderOperator):
+            return True  # e.g. `with torch.no_grad():` in forward; inlined by the same pass
+        if n.op != "call_function" or not _is_inplace(n):
+            continue
+        chain = [n]  # the mutated tensor and the in-place results that alias it
+        while _is_inplace(chain[-1]):
+            target = chain[-1].args[0] if chain[-1].args else None
+            if not isinstance(target, torch.fx.Node) or target.op != "call_function":
+                return True  # mutating an input, a parameter or a buffer
+            schema = getattr(target.target, "_schema", None)
+            if schema is None or any(r.alias_info is not None and not r.alias_info.is_write
+                                     for r in schema.returns):
+                return True  # mutating a view
+            chain.append(target)
+        for t in chain[1:]:
+            if any(order[u] > order[n] and u not in chain for u in t.users):
+                return True
+    return False
+
+
+def _is_inplace(node: torch.fx.Node) -> bool:
+    schema = getattr(node.target, "_schema", None)
+    return node.op == "call_function" and schema is not None and schema.is_mutable
+
+
+def _decompose(program: ExportedProgram, table: dict) -> ExportedProgram:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return program.run_decompositions(table)
+
+
+_DECOMP: dict | None = None
+
+
+def _decompositions() -> dict:
+    global _DECOMP
+    if _DECOMP is None:
+        from torch._decomp import decomposition_table
+        _DECOMP = dict(decomposition_table)
+    return _DECOMP
