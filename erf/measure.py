@@ -79,6 +79,7 @@ class ERFResult:
         """The box the metrics use: the unit's for one unit, else the hull of all of them."""
         return hull(self.regions)
 
+    @property
     def center(self) -> list[float | None] | None:
         """The analytic centre (paper eq. 11) of a single unit, per input axis; else None."""
         if len(self.units) != 1:
@@ -134,7 +135,7 @@ class ERFResult:
             "analytic": {"size": list(node.size), "stride": list(node.stride),
                          "padding": list(node.padding), "aligned": a.aligned,
                          "regions": [_box_list(b) for b in self.regions],
-                         "region": _box_list(self.region), "center": self.center()},
+                         "region": _box_list(self.region), "center": self.center},
             "metrics": self.metrics,
             "settings": self.settings,
             "versions": self.versions,
@@ -151,7 +152,7 @@ class ERFResult:
         if len(self.units) > 1:
             full = self.regions[np.all(self.regions[:, :, 0] <= self.regions[:, :, 1], axis=1)]
             centres = full.mean(axis=2) if len(full) else None
-        return heatmap(np.nan_to_num(self.mean_map), self.region, self.center(), title,
+        return heatmap(np.nan_to_num(self.mean_map), self.region, self.center, title,
                        unit_centers=centres)
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -235,7 +236,7 @@ def _metrics(r: ERFResult) -> dict:
     box = r.region
     region = None if box is None else [(int(u), int(v)) for u, v in box]
     center = None
-    c = r.center()
+    c = r.center
     if c is not None and None not in c:  # the unit's analytic centre, inside the map
         center = tuple(int(np.clip(math.floor(x + 0.5), 0, n - 1))
                        for x, n in zip(c, r.mean_map.shape))

@@ -69,13 +69,14 @@ def test_torch_testing_helpers_and_cli(tmp_path, capsys):
                                output="pool5")
     assert_gradients_within_bounds(models.VGG16(fc=False), (1, 3, 48, 48), units="grid:2",
                                    output="pool4", samples=1)
-    code = main(["measure", "models_torch:UNet", "--input-shape", "1,3,32,40", "--units",
-                 "grid:2", "--out", str(tmp_path), "--quiet"])
+    unet = "experiments.models.torch_nets:UNet"
+    code = main(["measure", unet, "--input-shape", "1,3,32,40", "--units", "grid:2", "--out",
+                 str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
     assert code == 0, err
     d = json.loads((tmp_path / "results.json").read_text())
     assert d["endpoint"]["shape"] == [32, 40] and np.load(tmp_path / "erf.npy").shape == (32, 40)
-    code = main(["check", "models_torch:UNet", "--input-shape", "1,3,32,40"])
+    code = main(["check", unet, "--input-shape", "1,3,32,40"])
     assert code == 0 and "OK" in capsys.readouterr().out
 
 

@@ -90,7 +90,7 @@ def test_each_unit_reads_only_inside_its_region_and_the_metrics_use_it():
     inside[box[0, 0]:box[0, 1] + 1, box[1, 0]:box[1, 1] + 1] = True
     assert np.all(r.mean_map[~inside] == 0) and r.mean_map[inside].max() > 0
     assert r.metrics["rf_ratio"]["rf_area"] == inside.sum()
-    assert r.center() == [8.0, 8.0]
+    assert r.center == [8.0, 8.0]
 
 
 # ---- end-points -----------------------------------------------------------------------------
