@@ -4,21 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from erf_cases import residual_up_graph
 
-from analytic.analysis import analyze_graph
-from erf import engine
 from erf.cli import main
 
 pytest.importorskip("torch")
-
-
-@pytest.fixture
-def hand_analysis(monkeypatch):
-    """The analysis of erf_cases:ResidualUp, written by hand (no frontend needed)."""
-    def analysis(model, input_shape, output, framework, layout, given):
-        return analyze_graph(residual_up_graph(), output)
-    monkeypatch.setattr(engine, "_analysis", analysis)
+pytest.importorskip("analytic.frontends.torch")
 
 
 def run_cli(capsys, *argv):
@@ -27,7 +17,7 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def test_measure_writes_json_npy_png(capsys, tmp_path, hand_analysis):
+def test_measure_writes_json_npy_png(capsys, tmp_path):
     out = tmp_path / "m"
     code, text, err = run_cli(capsys, "measure", "erf_cases:ResidualUp", "--input-shape",
                               "1,2,12,12", "--units", "grid:2", "--samples", "2", "--out", out)
@@ -36,7 +26,7 @@ def test_measure_writes_json_npy_png(capsys, tmp_path, hand_analysis):
     d = json.loads((out / "results.json").read_text())
     assert d["units"] == [[4, 4], [4, 7], [7, 4], [7, 7]]  # grid:2 on 12: round(11/3, 22/3)
     assert d["settings"]["model"] == "erf_cases:ResidualUp" and d["settings"]["samples"] == 2
-    assert d["endpoint"]["node"] == "head" and len(d["analytic"]["regions"]) == 4
+    assert d["endpoint"]["path"] == "head" and len(d["analytic"]["regions"]) == 4
     assert set(d["versions"]) >= {"torch", "numpy"} and "luo" in d["metrics"]
     m = np.load(out / "erf.npy")
     assert m.shape == (12, 12) and np.all(np.isfinite(m)) and m.max() > 0
@@ -45,7 +35,7 @@ def test_measure_writes_json_npy_png(capsys, tmp_path, hand_analysis):
     assert png.ndim == 3 and png.shape[0] > 100
 
 
-def test_measure_explicit_units_and_variants(capsys, tmp_path, hand_analysis):
+def test_measure_explicit_units_and_variants(capsys, tmp_path):
     code, text, err = run_cli(capsys, "measure", "erf_cases:ResidualUp", "--input-shape",
                               "1,2,12,12", "--units", "0,0;5,5", "--variants", "signed",
                               "--pack", "--out", tmp_path)
@@ -54,7 +44,7 @@ def test_measure_explicit_units_and_variants(capsys, tmp_path, hand_analysis):
     assert d["units"] == [[0, 0], [5, 5]] and d["settings"]["variants"] == ["abs", "signed"]
 
 
-def test_check_exit_codes(capsys, hand_analysis, monkeypatch):
+def test_check_exit_codes(capsys, monkeypatch):
     code, text, _ = run_cli(capsys, "check", "erf_cases:ResidualUp", "--input-shape",
                             "1,2,12,12", "--units", "all")
     assert code == 0 and "OK, every gradient inside its exact region" in text
@@ -75,7 +65,7 @@ def test_check_exit_codes(capsys, hand_analysis, monkeypatch):
     (["check", "erf_cases:ResidualUp", "--input-shape", "1,2,12,12", "--units", "a;b"],
      "--units 'a;b'"),
 ], ids=["spec", "noshape", "units"])
-def test_cli_errors_are_one_line(capsys, argv, message, hand_analysis):
+def test_cli_errors_are_one_line(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)
     assert code == 1 and out == "" and err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1

@@ -35,6 +35,18 @@ def torch_cases():
     ]
 
 
+def test_the_hand_written_graphs_of_the_erf_tests_match_the_torch_frontend():
+    _frontend("torch")
+    from erf_cases import ResidualUp, mixed_net, pooling_net, residual_up_graph
+
+    from analytic import analyze
+    cases = [(*mixed_net(), (1, 2, 17, 17)), (*pooling_net(), (1, 1, 13, 21)),
+             (ResidualUp(), residual_up_graph(), (1, 2, 12, 12))]
+    for model, graph, shape in cases:
+        ours, theirs = analyze(graph).regions(), analyze(model, shape).regions()
+        assert np.array_equal(ours.lo, theirs.lo) and np.array_equal(ours.hi, theirs.hi)
+
+
 @pytest.mark.parametrize("index", range(5), ids=["resnet", "resnet_layer2", "unet", "deeplab",
                                                   "mobilenetv2"])
 def test_torch_networks_gradients_inside_exact_regions(index):
