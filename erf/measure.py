@@ -71,8 +71,10 @@ class ERFResult:
 
     @property
     def endpoint(self) -> str:
+        """The end-point as asked (``output``), with the node path it resolved to."""
         node = self.analysis.node()
-        return node.path or node.name
+        path, asked = node.path or node.name, self.settings.get("output")
+        return path if not asked or asked == path else f"{asked} ({path})"
 
     @property
     def region(self) -> np.ndarray | None:
