@@ -18,7 +18,7 @@ machine).
 
     python benchmarks/bench_erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
 
-writes ``benchmarks/results/erf_speed_<output>.json`` (median and best of the repeats).
+writes ``benchmarks/results/erf_speed_<output>_<threads>t.json`` (median and best of the repeats).
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def main() -> None:
         print(f"  {name:45s} {statistics.median(rates):8.2f} units/s median of {len(rates)} "
               f"(best {max(rates):.2f}); {statistics.median(cpu[name]):.2f} CPU s/unit")
     print(f"  peak RSS {peak:.0f} MiB")
-    print(f"  -> {write_result(f'erf_speed_{args.output}', info)}")
+    print(f"  -> {write_result(f'erf_speed_{args.output}_{args.threads}t', info)}")
     assert np.isfinite(r.mean_map).all()
 
 

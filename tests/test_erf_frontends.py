@@ -27,8 +27,8 @@ def torch_cases():
     _frontend("torch")
     models = pytest.importorskip("models_torch")
     return [  # VGG-16 is checked by the assertion helpers below
-        ("resnet", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), None),
-        ("resnet_layer2", models.ResNet((3, 4, 6, 3), width=2), (1, 3, 64, 80), "layer2"),
+        ("resnet", models.ResNet((1, 2, 1, 1), width=2), (1, 3, 32, 40), None),
+        ("resnet_layer2", models.ResNet((1, 2, 1, 1), width=2), (1, 3, 32, 40), "layer2"),
         ("unet", models.UNet(), (1, 3, 32, 40), None),
         ("deeplab", models.DeepLab(), (1, 3, 64, 72), "stage3"),
         ("mobilenetv2", models.MobileNetV2(), (1, 3, 64, 64), "features.10"),
@@ -64,9 +64,9 @@ def test_torch_measure_at_a_shared_relu_call_and_the_box_oracle():
     r = erf.measure(model, (1, 1, 15, 15), init="ones", dtype="float64")
     assert r.mean_map[7, 4:11].tolist() == [7, 21, 42, 49, 42, 21, 7]  # 7 * [1,3,6,7,6,3,1]
     models = pytest.importorskip("models_torch")
-    res = models.ResNet((3, 4, 6, 3), width=2)
+    res = models.ResNet((1, 2, 1, 1), width=2)
     # torchvision's Bottleneck calls its one ReLU three times: the hook takes the right call
-    r = erf.check(res, (1, 3, 64, 80), output="layer1.0.relu", units="grid:3", samples=1)
+    r = erf.check(res, (1, 3, 32, 40), output="layer1.0.relu", units="grid:3", samples=1)
     assert r.ok and r.settings["endpoint_path"] == "layer1.0.relu"
 
 
