@@ -34,19 +34,14 @@ FRAMEWORK = "jax"
 
 def split_model(model: Any) -> tuple[Callable, Any]:
     """(call(params, x), params) from a callable, a ``(fn, params)`` pair or a Flax module."""
-    if _is_linen(model):
-        if getattr(model, "scope", None) is None:
-            raise MeasureError("an unbound Flax module has no weights to measure: pass "
-                               "(module, variables) or module.bind(variables)")
-        model = model.unbind()
+    pair = _linen_pair(model)
+    if pair is not None:
+        return pair[0].apply, pair[1]
     if isinstance(model, tuple):
         if len(model) != 2 or not callable(model[0]):
             raise MeasureError("a JAX model is a callable fn(x) or a pair (fn, params) called "
                                f"as fn(params, x); got a tuple of {len(model)}")
-        fn, params = model
-        if _is_linen(fn):
-            return fn.apply, params
-        return fn, params
+        return model
     if not callable(model):
         raise MeasureError(f"cannot measure a {type(model).__name__}: pass a callable or a "
                            "(fn, params) pair")
@@ -58,16 +53,33 @@ def _is_linen(fn: Any) -> bool:
     return linen is not None and isinstance(fn, linen.Module)
 
 
-def _capture(module: Any, path: tuple[str, ...]) -> Callable:
-    """call(params, x) returning the output of submodule ``path`` (its last call)."""
-    def call(params, x):
-        _, state = module.apply(params, x, capture_intermediates=True,
-                                mutable=["intermediates"])
-        tree = state["intermediates"]
-        for key in path:
-            tree = tree[key]
-        return tree["__call__"][-1]
-    return call
+def _linen_pair(model: Any) -> tuple[Any, Any] | None:
+    """(module, variables) of a Flax linen model (bound, or a pair); None for anything else."""
+    if _is_linen(model):
+        if getattr(model, "scope", None) is None:
+            raise MeasureError("an unbound Flax module has no weights to measure: pass "
+                               "(module, variables) or module.bind(variables)")
+        return model.unbind()
+    if isinstance(model, tuple) and len(model) == 2 and _is_linen(model[0]):
+        return model
+    return None
+
+
+def _intermediates(module: Any, params: Any, x: Any) -> dict:
+    _, state = module.apply(params, x, capture_intermediates=True, mutable=["intermediates"])
+    return state["intermediates"]
+
+
+def _submodule(tree: Any, keys: tuple[str, ...]) -> Any:
+    """The captured ``__call__`` outputs of submodule ``keys``, or None."""
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree.get("__call__") if isinstance(tree, dict) else None
+
+
+def _capture(module: Any, keys: tuple[str, ...]) -> Callable:
+    """call(params, x) returning the output of submodule ``keys`` (its last call)."""
+    return lambda params, x: _submodule(_intermediates(module, params, x), keys)[-1]
 
 
 def resolve_device(device: str) -> Any:
@@ -95,21 +107,12 @@ def resolve_endpoint(model: Any, analysis: Any, node: str, output: str | None,
         return None
     path = graph[node].path
     x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
-    if _is_linen(model) and getattr(model, "scope", None) is not None:
-        model = model.unbind()
-    if isinstance(model, tuple) and len(model) == 2 and _is_linen(model[0]):
-        module, params = model
-        _, state = jax.eval_shape(lambda p, x: module.apply(
-            p, x, capture_intermediates=True, mutable=["intermediates"]), params, x)
+    pair = _linen_pair(model)
+    if pair is not None:
+        tree = jax.eval_shape(partial(_intermediates, pair[0]), pair[1], x)
         for name in (output, path):
-            if not name:
-                continue
-            tree = state["intermediates"]
-            keys = tuple(name.split("."))
-            for key in keys:
-                tree = tree.get(key, {}) if isinstance(tree, dict) else {}
-            if isinstance(tree, dict) and "__call__" in tree:
-                return ("flax", keys)
+            if name and _submodule(tree, tuple(name.split("."))) is not None:
+                return ("flax", tuple(name.split(".")))
         raise MeasureError(f"end-point {output or node!r} (node {node!r}, path {path!r}) is "
                            "not the output of a Flax submodule; choose a module path (e.g. "
                            "'encoder')")
@@ -181,8 +184,7 @@ class JaxBackend:
                  dtype: Any = None, init: Any = None, allow_train_mode: bool = False):
         self.call, params = split_model(model)
         if endpoint is not None and endpoint[0] == "flax":
-            module = model.unbind()[0] if _is_linen(model) else model[0]
-            self.call = _capture(module, endpoint[1])
+            self.call = _capture(_linen_pair(model)[0], endpoint[1])
         elif endpoint is not None:
             self.call = _truncate(self.call, endpoint[1])
         if init is not None and params is None:
