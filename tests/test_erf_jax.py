@@ -81,9 +81,10 @@ def test_jax_box_oracle_with_a_named_init():
 def test_jax_containment_in_float64_and_a_wrong_rule_caught():
     model, graph = mixed_net(torch.float32)
     fn = jax_mixed(model)
+    before = jax.config.jax_enable_x64  # another test module (the vjp oracle) may have set it
     r = erf.check(fn, (1, 2, 17, 17), analysis=graph, units="all")
     assert r.ok and r.settings["dtype"] == "float64" and r.settings["framework"] == "jax"
-    assert not jax.config.jax_enable_x64  # switched on for the check only
+    assert jax.config.jax_enable_x64 == before  # switched on for the check only
     wrong = load_spec(chain([17, 17], [
         ("conv", {"kernel": 3, "stride": 2, "pad": 1}), ("pointwise", {}),
         ("conv", {"kernel": 3, "pad": 1}), ("pool", {"kernel": 3, "stride": 1, "pad": 1})]))
@@ -170,8 +171,8 @@ def test_named_scope_end_point_of_a_plain_function():
             return lax.conv_general_dilated(y, p["w2"], (2, 2), [(0, 0), (0, 0)],
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
     rng = np.random.default_rng(0)
-    params = {"w1": jnp.asarray(rng.normal(size=(3, 3, 2, 3))),
-              "w2": jnp.asarray(rng.normal(size=(3, 3, 3, 1)))}
+    params = {"w1": jnp.asarray(rng.normal(size=(3, 3, 2, 3)), jnp.float32),
+              "w2": jnp.asarray(rng.normal(size=(3, 3, 3, 1)), jnp.float32)}
     graph = load_spec({"input": [9, 9], "nodes": [
         {"name": "conv_general_dilated_0", "op": "conv", "inputs": ["input"], "kernel": 3,
          "pad": 1},
