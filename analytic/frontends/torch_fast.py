@@ -138,6 +138,15 @@ class _Recorder(TorchDispatchMode):
         self.stack.append(path if path is not None else (self.stack[-1] if self.stack else ""))
 
     def post_hook(self, module: torch.nn.Module, args: Any, out: Any) -> None:
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd) and \
+                isinstance(out, torch.Tensor) and id(out) in self.nodes:
+            # eval-mode dropout returns its input without an op; export keeps a node for it,
+            # so the module stays an end-point: record the identity as aten.dropout
+            node = self.graph.add("call_function", torch.ops.aten.dropout.default,
+                                  (self.nodes[id(out)][1], float(module.p), False), {},
+                                  "dropout")
+            self._meta(node, out)
+            self.nodes[id(out)] = (out, node)
         if self.stack:
             self.stack.pop()
 
