@@ -21,6 +21,9 @@ then falls back to ``torch.export``):
   (the functional reading is then exact). Mutating a view or a viewed tensor, a constant with
   input data, a parameter, a buffer or the input itself is refused (export functionalizes it).
 - Ops without a rule that torch can decompose are decomposed while recording.
+- Two functions are recorded whole, as export sees them, because their decompositions read
+  worse: ``scaled_dot_product_attention`` (the causal mask becomes a constant added before a
+  softmax: global) and circular ``pad`` (slice writes into a new tensor: refused).
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ import inspect
 import operator
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
@@ -131,6 +136,7 @@ class _Recorder(TorchDispatchMode):
         self.stack: list[str] = []
         self.getitems: list[torch.fx.Node] = []
         self.input_name = ""
+        self.silent = 0  # inside a lifted function: run ops, record nothing
 
     # ---- module paths ----
     def pre_hook(self, module: torch.nn.Module, args: Any) -> None:
@@ -201,6 +207,9 @@ class _Recorder(TorchDispatchMode):
     # ---- ops ----
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.silent:
+            margs, mkwargs = _map(args, kwargs, lambda t: t if t.is_meta else self._shadow(t))
+            return func(*margs, **mkwargs)
         if not any(id(t) in self.nodes for t in _tensors(args, kwargs)):
             return self._constant_op(func, args, kwargs)
         if lookup(func, self.user_rules) is None:
@@ -239,6 +248,25 @@ class _Recorder(TorchDispatchMode):
                     g.meta.update(node.meta, val=o)
                     self.getitems.append(g)
                     self._retrack(o, g)
+        return out
+
+    def lifted(self, func: Any, target: Any, args: tuple, kwargs: dict) -> Any:
+        """One node for a function whose decomposition a rule cannot read as well as the
+        function itself (attention's causal mask, circular padding's slice writes)."""
+        if self.silent or not any(id(t) in self.nodes for t in _tensors(args, kwargs)):
+            return func(*args, **kwargs)
+        self.silent += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self.silent -= 1
+        if not isinstance(out, torch.Tensor):
+            raise FastCaptureUnsupported(f"{target} returned {type(out).__name__}")
+        nargs, nkwargs = _map(args, kwargs, self._arg)
+        node = self.graph.add("call_function", target, nargs, nkwargs,
+                              target.overloadpacket.__name__)
+        self._meta(node, out)
+        self._track(out, node)
         return out
 
     def _retrack(self, t: torch.Tensor, node: torch.fx.Node) -> None:
@@ -352,6 +380,8 @@ def _pointwise_meta(func: Any, args: tuple, kwargs: dict) -> Any:
     """A pointwise op's output: broadcast shape, the dtype of the op on one-element stand-ins
     (0-dim tensors stay 0-dim: they promote like scalars), the layout of a same-shape input."""
     tensors = _tensors(args, kwargs)
+    if not all(t.is_contiguous() for t in tensors):  # the output layout follows the inputs'
+        return func(*args, **kwargs)
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     targs, tkwargs = _map(args, kwargs, lambda x: torch.ones((1,) * x.dim(), dtype=x.dtype))
     try:
@@ -361,10 +391,26 @@ def _pointwise_meta(func: Any, args: tuple, kwargs: dict) -> Any:
         probe = None
     if not isinstance(probe, torch.Tensor):
         return func(*args, **kwargs)
-    like = next((t for t in tensors if t.shape == shape), None)
-    if like is not None:
-        return torch.empty_like(like, dtype=probe.dtype)
-    return torch.empty(shape, dtype=probe.dtype, device=_META)
+    return torch.empty(shape, dtype=probe.dtype, device=_META)  # contiguous, as the inputs
+
+
+class _Lift(TorchFunctionMode):
+    """Sends the few functions whose decomposition reads worse than the function (see
+    :meth:`_Recorder.lifted`) to the recorder as one aten op."""
+
+    def __init__(self, rec: _Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name == "scaled_dot_product_attention":
+            return self.rec.lifted(func, torch.ops.aten.scaled_dot_product_attention.default,
+                                   args, kwargs)
+        if name == "pad" and (args[2] if len(args) > 2 else kwargs.get("mode")) == "circular":
+            return self.rec.lifted(func, torch.ops.aten.pad.default, args, kwargs)
+        return func(*args, **kwargs)
 
 
 def _mutated_args(func: Any, args: Sequence, kwargs: dict) -> list[torch.Tensor]:
@@ -416,7 +462,8 @@ def record(model: torch.nn.Module, args: tuple, user_rules: dict) -> FastProgram
     pre = torch.nn.modules.module.register_module_forward_pre_hook(rec.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(rec.post_hook)
     try:
-        with torch.no_grad(), rec:
+        with torch.no_grad(), warnings.catch_warnings(), rec, _Lift(rec):
+            warnings.simplefilter("ignore")
             result = model(*call_args)
     except FastCaptureUnsupported:
         raise
