@@ -40,11 +40,17 @@ def basic_block(x: jax.Array, p: Params, stride: int) -> jax.Array:
 STRIDES = (1, 2, 2)
 
 
-def small_resnet_apply(params: Params, x: jax.Array) -> jax.Array:
+def small_resnet_features(params: Params, x: jax.Array) -> jax.Array:
+    """The layer3 feature map (the quickstart's end-point)."""
     x = jax.nn.relu(affine(conv(x, params["stem"], 2, 1), params["stem_bn"]))
     for i, stride in enumerate(STRIDES):
         x = basic_block(x, params[f"layer{i + 1}"][0], stride)
         x = basic_block(x, params[f"layer{i + 1}"][1], 1)
+    return x
+
+
+def small_resnet_apply(params: Params, x: jax.Array) -> jax.Array:
+    x = small_resnet_features(params, x)
     return x.mean(axis=(2, 3)) @ params["fc"]["w"] + params["fc"]["b"]
 
 
@@ -79,6 +85,11 @@ def small_resnet_params(widths=(16, 32, 64), num_classes: int = 10, seed: int = 
 def small_resnet() -> tuple:
     """The zoo factory: ``(apply, params)``; input layout NCHW."""
     return small_resnet_apply, small_resnet_params()
+
+
+def small_resnet_layer3() -> tuple:
+    """``(features, params)``: the quickstart net up to layer3 (NCHW)."""
+    return small_resnet_features, small_resnet_params()
 
 
 def params_from_torch(model) -> Params:
