@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(Path(__file__).parent)]
+sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 from common import median_time, write_result  # noqa: E402
 
 from analytic import analyze  # noqa: E402
@@ -27,9 +27,8 @@ from analytic.frontends.torch import trace  # noqa: E402
 
 
 def models() -> dict:
-    from models_torch import ResNet
-
     from experiments.models.slim import SLIM_MODELS
+    from experiments.models.torch_nets import ResNet
     return {
         "slim resnet_v1_50 (TF SAME padding via F.pad)": (SLIM_MODELS["resnet_v1_50"](),
                                                           "block4"),

@@ -235,9 +235,10 @@ class _Recorder(TorchDispatchMode):
             # a meta kernel checks less than the real one (a kernel wider than its input)
             raise FastCaptureUnsupported(f"{func} made an empty tensor from non-empty inputs")
         nargs, nkwargs = _map(args, kwargs, self._arg)
-        name = func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func)
+        name = _export_name(func, args)
         node = self.graph.add("call_function", func, nargs, nkwargs, name)
         self._meta(node, out)
+        node.meta["op_name"] = name
         if isinstance(out, torch.Tensor):
             self._retrack(out, node)
         elif isinstance(out, (tuple, list)):
@@ -392,6 +393,25 @@ def _pointwise_meta(func: Any, args: tuple, kwargs: dict) -> Any:
     if not isinstance(probe, torch.Tensor):
         return func(*args, **kwargs)
     return torch.empty(shape, dtype=probe.dtype, device=_META)  # contiguous, as the inputs
+
+
+_EXPORT_NAMES = {
+    "native_batch_norm": "batch_norm", "_native_batch_norm_legit_no_training": "batch_norm",
+    "_native_batch_norm_legit": "batch_norm", "constant_pad_nd": "pad",
+    "max_pool1d_with_indices": "max_pool1d", "max_pool2d_with_indices": "max_pool2d",
+    "max_pool3d_with_indices": "max_pool3d", "_adaptive_avg_pool2d": "adaptive_avg_pool2d",
+    "_adaptive_avg_pool3d": "adaptive_avg_pool3d", "addmm": "linear",
+}
+
+
+def _export_name(func: Any, args: tuple) -> str:
+    """The op's name as export's graph has it (``conv2d``, not ``convolution``), for node names
+    and the table: users pick end-points by these names too."""
+    name = func.overloadpacket.__name__ if hasattr(func, "overloadpacket") else str(func)
+    if name == "convolution" and len(args) > 6:
+        nd = len(args[3])
+        return f"conv_transpose{nd}d" if args[6] else f"conv{nd}d"
+    return _EXPORT_NAMES.get(name, name)
 
 
 class _Lift(TorchFunctionMode):

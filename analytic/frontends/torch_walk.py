@@ -296,8 +296,9 @@ class Builder:
             t = translate(lays, [self.origins[lay.node] for lay in lays], maps, shape,
                           call.where)
         name = node.name
-        op = call.op.overloadpacket.__name__ if hasattr(call.op, "overloadpacket") \
-            else op_name(call.op)
+        op = node.meta.get("op_name") or (  # the fast capture names ops as export does
+            call.op.overloadpacket.__name__ if hasattr(call.op, "overloadpacket")
+            else op_name(call.op))
         try:
             self.graph.add(Node(name, op, tuple(self.state[a].node for _, a in keep),
                                 tuple(t.edges), t.shape, path=path, source=source))
