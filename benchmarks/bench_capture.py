@@ -52,9 +52,10 @@ def main() -> None:
             a = analyze(model, shape, capture=method)
             row[f"{method}_nodes"] = len(a.graph)
             row[f"{method}_analyze_s"] = median_time(
-                lambda m=method: analyze(model, shape, capture=m), reps)
+                lambda m=method, net=model: analyze(net, shape, capture=m), reps)
             row[f"{method}_analyze_regions_s"] = median_time(
-                lambda m=method: analyze(model, shape, capture=m, output=end).regions(), reps)
+                lambda m=method, net=model, e=end: analyze(net, shape, capture=m,
+                                                           output=e).regions(), reps)
         rec, build, ana = [], [], []
         for _ in range(opts.repeats):
             cap = trace(model, shape, capture="fast")

@@ -146,7 +146,7 @@ def test_rule_cases(request, rule, make, shape, exact, rsp, output, draws):
         assert fast.method == "export" and FALLS_BACK[case] in fast.fallback
 
 
-# ---- what the fast capture refuses, and says so ---------------------------------------------------
+# ---- what the fast capture refuses, and says so ------------------------------------------------
 
 def _branchy(m, x):
     return m.a(x) if x.sum() > 0 else m.b(x)

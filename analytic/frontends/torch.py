@@ -2,8 +2,9 @@
 
 ``capture(model, input_shape)`` records one forward pass of ``model.eval()`` on meta tensors
 (:mod:`~analytic.frontends.torch_fast`; ``capture="auto"``, the default, falls back to export
-where that is refused) or exports it with ``torch.export.export(..., strict=False)`` (the IR keeps high-level aten ops: ``conv2d``, ``max_pool2d``,
-``upsample_bilinear2d``, ``pad``, ...), walks the FX graph once and builds one IR node per op
+where that is refused) or exports it with ``torch.export.export(..., strict=False)`` (the IR
+keeps high-level aten ops: ``conv2d``, ``max_pool2d``, ``upsample_bilinear2d``, ``pad``, ...),
+walks the FX graph once and builds one IR node per op
 that touches data derived from the input. Parameters, buffers, constants and ops on them only
 are folded away. For every tensor it tracks which dims are spatial and which input axis each
 one is (dims 2+ of the NC* input by default; ``spatial_dims=`` for other layouts), through

@@ -330,14 +330,14 @@ _POINTWISE = torch.Tag.pointwise
 
 
 def _key(func: Any, args: tuple, kwargs: dict) -> tuple | None:
+    """The op and its arguments' metadata (tensors) and values (the rest); None if unhashable."""
     key: list[Any] = [func]
-    for x in (*args, *kwargs.items()):
-        if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) and len(key) > len(args):
-            key.append(x[0])
-            x = x[1]
-        items = x if isinstance(x, (list, tuple)) else (x,)
+    for x in (*args, *(kv for item in sorted(kwargs.items()) for kv in item)):
         if isinstance(x, (list, tuple)):
-            key.append(len(x))
+            key.append(("list", len(x)))
+            items: Sequence = x
+        else:
+            items = (x,)
         for y in items:
             if isinstance(y, torch.Tensor):
                 key.append((tuple(y.shape), y.stride(), y.dtype))

@@ -36,6 +36,13 @@ class Missing(Exception):
 
 def _location(node: torch.fx.Node) -> tuple[str, str]:
     """(module path, user source 'file:line') of an FX node."""
+    cached = node.meta.get("erf_location")
+    if cached is None:
+        cached = node.meta["erf_location"] = _find_location(node)
+    return cached
+
+
+def _find_location(node: torch.fx.Node) -> tuple[str, str]:
     stack = node.meta.get("nn_module_stack") or {}
     path = ""
     if stack:
