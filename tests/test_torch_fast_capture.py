@@ -116,6 +116,32 @@ def test_modern_zoo(name):
     assert_same_analysis(make(), (1, 3, 96, 96))
 
 
+def _zoo_torch_names():
+    from experiments.models.zoo import _SLIM_NAMES, ZOO
+    return sorted(n for n, e in ZOO.items() if "torch" in e.factories and n not in _SLIM_NAMES)
+
+
+@pytest.mark.parametrize("name", _zoo_torch_names())
+def test_zoo_registry(name):
+    """Every non-slim zoo entry at its default shape (the slim nets are tested above)."""
+    import importlib
+
+    from experiments.models.zoo import ZOO
+    entry = ZOO[name]
+    module, _, attr = entry.factories["torch"].partition(":")
+    torch.manual_seed(0)
+    assert_same_analysis(getattr(importlib.import_module(module), attr)(),
+                         entry.default_shape["torch"])
+
+
+@pytest.mark.parametrize("kw", [dict(n=4, nonlinearity="relu", subsample_every=2),
+                                dict(n=3, kernel=5, dilation=2, skip=True, channels=2)],
+                         ids=["relu-subsample", "dilated-skip"])
+def test_luo_stacks(kw):
+    from experiments.models.luo import conv_stack
+    assert_same_analysis(conv_stack(**kw), (1, kw.get("channels", 1), 33, 35))
+
+
 # ---- every per-rule case ------------------------------------------------------------------------
 
 def _rule_cases():

@@ -137,7 +137,7 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
     fallback = ""
     if capture != "export":
         try:
-            return _trace_fast(model, args, table, spatial_dims)
+            return _trace_fast(model, args, table, spatial_dims, decompose)
         except (FastCaptureUnsupported, Missing) as e:
             reason = e.message if isinstance(e, Missing) else str(e)
             if capture == "fast":
@@ -171,9 +171,9 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
 
 
 def _trace_fast(model: torch.nn.Module, args: tuple, table: dict,
-                spatial_dims: Sequence[int] | None) -> Capture:
+                spatial_dims: Sequence[int] | None, decompose: bool) -> Capture:
     t0 = time.perf_counter()
-    program = record(model, args, table)
+    program = record(model, args, table, decompose)
     t1 = time.perf_counter()
     graph, layouts = Builder(program, table, spatial_dims).build()
     return Capture(graph, program, layouts, t1 - t0, time.perf_counter() - t1, method="fast")

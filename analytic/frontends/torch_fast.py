@@ -122,9 +122,10 @@ class _Nodes:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, user_rules: dict, paths: dict[int, str]) -> None:
+    def __init__(self, user_rules: dict, paths: dict[int, str], decompose: bool) -> None:
         super().__init__()
         self.user_rules = user_rules
+        self.decompose = decompose
         self.graph = _Nodes()
         self.nodes: dict[int, tuple[torch.Tensor, torch.fx.Node]] = {}  # input-dependent
         self.consts: dict[int, torch.Tensor] = {}  # meta shadow id -> real value
@@ -212,7 +213,7 @@ class _Recorder(TorchDispatchMode):
             return func(*margs, **mkwargs)
         if not any(id(t) in self.nodes for t in _tensors(args, kwargs)):
             return self._constant_op(func, args, kwargs)
-        if lookup(func, self.user_rules) is None:
+        if self.decompose and lookup(func, self.user_rules) is None:
             decomp = _decompositions().get(func)
             if decomp is not None:
                 with self:
@@ -458,7 +459,8 @@ def _decompositions() -> dict:
     return _DECOMP
 
 
-def record(model: torch.nn.Module, args: tuple, user_rules: dict) -> FastProgram:
+def record(model: torch.nn.Module, args: tuple, user_rules: dict,
+           decompose: bool = True) -> FastProgram:
     """Run ``model(*args)`` once with ``args[0]`` on the meta device and record its ops.
 
     Raises :class:`FastCaptureUnsupported` with the reason where the recording would not be
@@ -467,7 +469,7 @@ def record(model: torch.nn.Module, args: tuple, user_rules: dict) -> FastProgram
     if x is None:
         raise FastCaptureUnsupported("no tensor input")
     paths = {id(m): name for name, m in model.named_modules()}
-    rec = _Recorder(user_rules, paths)
+    rec = _Recorder(user_rules, paths, decompose)
     try:
         params = list(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
