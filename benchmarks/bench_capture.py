@@ -10,6 +10,7 @@ Target (issue 11): <= 100 ms warm for the fast path.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -80,7 +81,8 @@ def main() -> None:
               f"{row['fast_phases_s']['analyze'] * 1e3:.1f}), export "
               f"{row['export_analyze_s'] * 1e3:.0f} ms: {row['speedup']:.0f}x; {end} r,S,P "
               f"{row['rsp']} same={row['same_rsp']}")
-    path = write_result("capture", {"target_s": 0.1, "threads": opts.threads, "rows": rows})
+    path = write_result("capture", {"target_s": 0.1, "threads": opts.threads,
+                                    "load_average_1min": os.getloadavg()[0], "rows": rows})
     print(f"wrote {path}")
 
 

@@ -351,10 +351,17 @@ def _key(func: Any, args: tuple, kwargs: dict) -> tuple | None:
     return tuple(key)
 
 
+_FRESH: dict[Any, bool] = {}
+
+
 def _fresh_outputs(func: Any) -> bool:
-    schema = getattr(func, "_schema", None)
-    return schema is not None and not schema.is_mutable and all(
-        r.alias_info is None for r in schema.returns)
+    """Whether the op returns new tensors only (no views, no in-place)."""
+    fresh = _FRESH.get(func)
+    if fresh is None:
+        schema = getattr(func, "_schema", None)
+        fresh = _FRESH[func] = schema is not None and not schema.is_mutable and all(
+            r.alias_info is None for r in schema.returns)
+    return fresh
 
 
 def _run_meta(func: Any, args: tuple, kwargs: dict, mutating: bool) -> Any:
