@@ -94,8 +94,8 @@ def test_torch_testing_helpers_and_cli(tmp_path, capsys):
 
 # ---- JAX ------------------------------------------------------------------------------------
 
-JAX_CASES = [("resnet", (1, 64, 80, 3), "layer2"), ("unet", (1, 32, 40, 1), None),
-             ("unet", (1, 32, 40, 1), "enc2"), ("dilated", (1, 48, 48, 1), None)]
+JAX_CASES = [("resnet", (1, 64, 80, 3), "layer2"), ("unet", (1, 32, 40, 3), None),
+             ("unet", (1, 32, 40, 3), "down.1"), ("dilated", (1, 48, 48, 1), None)]
 
 
 @pytest.mark.parametrize("case", JAX_CASES, ids=lambda c: f"{c[0]}-{c[2] or 'out'}")
