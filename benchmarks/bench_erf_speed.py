@@ -6,15 +6,16 @@ benchmark needs no torchvision; its layer spec is generated beside it, so ``erf.
 the exact regions without a frontend. Three ways to get the input gradients of the same units:
 
 - ``erf.measure``: the library path (a copy of the model, forward hook end-point, one
-  ``torch.func.vjp`` forward, ``vmap`` over chunks of cotangents sized to memory, reduction to
-  per-unit maps);
+  ``torch.func.vjp`` forward, ``vmap`` over chunks of cotangents (at most 8 on CPU),
+  reduction to per-unit maps);
 - a loop: one ``torch.autograd.grad`` per unit on a retained graph (no forward timed);
 - bare batched autograd: one ``torch.autograd.grad(..., is_grads_batched=True)`` call with all
   the units' cotangents (no forward timed, no chunking, no reduction);
 - bare ``torch.func.vjp`` + ``vmap`` over all cotangents at once (forward included).
 Each is timed ``--repeat`` times; the median and the best rate are reported, and the median
-CPU time per unit (process time over all threads: steadier than wall time on a shared
-machine).
+CPU time per unit (process time over all threads). On a shared, loaded machine prefer
+``--threads 1``: with several threads, OpenMP workers spin while waiting for descheduled
+peers, which inflates both wall and CPU time of the paths with many small ops.
 
     python benchmarks/bench_erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
 

@@ -33,7 +33,11 @@ from .progress import Progress
 
 INPUT_DISTS = ("normal", "uniform", "ones")
 VARIANTS = ("abs", "signed", "squared")
-MAX_CHUNK = 256  # more impulses per backward pass stop paying on CPU and GPU alike
+# Impulses per backward pass, at most. On CPU a batched backward does the same arithmetic per
+# impulse as one backward each, and big batches fall out of cache: ResNet-50 to layer3 at
+# 224 px, one thread, CPU seconds per impulse with chunk 1 / 8 / 32 / 64: 0.123 / 0.132 /
+# 0.233 / 0.273 (benchmarks/bench_erf_speed.py). Accelerators want wide batches.
+MAX_CHUNK = {"cpu": 8, "accelerator": 256}
 
 
 @dataclass
@@ -215,7 +219,8 @@ def run(s: Setup, *, samples: int, seed: int, input_dist: str = "normal",
             fwd = b.start(x, init_seed(seed, sample) if b.init is not None else None)
             if chunk is None:
                 budget = memory_budget or b.memory_budget()
-                chunk = int(np.clip(budget // max(fwd.bytes_per_cotangent, 1), 1, MAX_CHUNK))
+                cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
+                chunk = int(np.clip(budget // max(fwd.bytes_per_cotangent, 1), 1, cap))
                 s.settings["chunk"] = chunk
                 s.settings["memory_budget"] = int(budget)
             else:

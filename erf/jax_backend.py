@@ -207,6 +207,10 @@ class JaxBackend:
     def dtype_name(self) -> str:
         return self.np_dtype.name
 
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.platform == "cpu"
+
     def memory_budget(self) -> int:
         """Default bytes for one chunk of impulses (see :func:`erf.impulses.cpu_budget`)."""
         stats = self.device.memory_stats() if self.device.platform == "gpu" else None

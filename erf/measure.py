@@ -192,7 +192,8 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
     U[0,1), "ones"), and weights re-drawn per sample by ``init`` (a name in
     :data:`erf.init.NAMED` or ``init(model_copy_or_params, seed)``). ``variants``: "abs"
     (always), "signed", "squared". ``chunk``: impulses per backward pass (default: sized to
-    ``memory_budget`` bytes); ``pack``: share one cotangent between units with disjoint exact
+    ``memory_budget`` bytes, at most 8 on CPU where wider batches only cost cache, 256 on
+    accelerators); ``pack``: share one cotangent between units with disjoint exact
     regions (relies on the regions being right: :func:`erf.check` verifies them).
     ``analysis``: an ``Analysis`` or ``Graph`` to use instead of analysing ``model``.
     ``dtype``: compute dtype (default: the model's). ``layout``: the input layout (e.g.

@@ -1,8 +1,6 @@
 """PyTorch backend: a private eval-mode copy of the model, the end-point by forward hook,
-one forward per sample (``torch.func.vjp``) and backward passes batched over many impulses
-(``torch.func.vmap`` of the vjp: real batching rules, where ``autograd.grad(...,
-is_grads_batched=True)`` loops over the batch for convolutions on CPU, see
-benchmarks/bench_erf_speed.py).
+one forward per sample (``torch.func.vjp``, whose vjp serves every chunk) and backward passes
+batched over chunks of impulses (``torch.func.vmap`` of the vjp).
 
 The user's model is never touched: it is deep-copied, and the copy is put in eval mode, cast
 to the requested dtype/device and re-initialised there. Batch norm that would still use batch
@@ -127,6 +125,10 @@ class TorchBackend:
 
     def context(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.device.type == "cpu"
 
     def memory_budget(self) -> int:
         """Default bytes for one chunk of impulses: half the free GPU memory, or a quarter of

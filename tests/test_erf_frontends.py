@@ -94,17 +94,19 @@ def test_torch_testing_helpers_and_cli(tmp_path, capsys):
 
 # ---- JAX ------------------------------------------------------------------------------------
 
-JAX_CASES = [("resnet", (1, 64, 80, 3), "layer2"), ("unet", (1, 32, 40, 3), None),
-             ("unet", (1, 32, 40, 3), "down.1"), ("dilated", (1, 48, 48, 1), None)]
+JAX_CASES = [  # the JAX frontend suite's oracle cases (tests/test_jax_models.py)
+    ("resnet", (1, 40, 40, 3), "layer2", {"width": 1, "layers": (1, 2, 1, 1)}),
+    ("unet", (1, 16, 16, 3), None, {"width": 1}), ("unet", (1, 16, 16, 3), "up.1", {"width": 1}),
+    ("dilated", (1, 48, 48, 1), "conv7", {"width": 2})]
 
 
 @pytest.mark.parametrize("case", JAX_CASES, ids=lambda c: f"{c[0]}-{c[2] or 'out'}")
 def test_jax_networks_gradients_inside_exact_regions(case):
     _frontend("jax")
     models = pytest.importorskip("models_jax")
-    name, shape, output = case
+    name, shape, output, init_kw = case
     init, fn = models.MODELS[name]
-    r = erf.check((fn, init(0)), shape, output=output, units="grid:3", samples=1)
+    r = erf.check((fn, init(**init_kw)), shape, output=output, units="grid:3", samples=1)
     assert r.ok, r.summary()
 
 
@@ -112,9 +114,8 @@ def test_jax_packed_equals_plain_at_a_named_scope_end_point():
     _frontend("jax")
     models = pytest.importorskip("models_jax")
     init, fn = models.MODELS["resnet"]
-    params = init(0)
-    a = erf.measure((fn, params), (1, 64, 80, 3), output="layer2", units="grid:2",
-                    dtype="float64")
-    b = erf.measure((fn, params), (1, 64, 80, 3), output="layer2", units="grid:2",
-                    dtype="float64", pack=True)
+    params = init(width=1, layers=(1, 2, 1, 1))
+    kw = dict(output="layer2", units="grid:2", dtype="float64")
+    a = erf.measure((fn, params), (1, 40, 40, 3), **kw)
+    b = erf.measure((fn, params), (1, 40, 40, 3), pack=True, **kw)
     np.testing.assert_array_equal(a.maps, b.maps)
