@@ -225,6 +225,16 @@ def analyze_graph(graph: Graph, output: str | None = None, strict: bool = False)
     if len(graph) < 2:
         raise SpecError("the graph has no node besides its input")
     name = (graph.output or list(graph.nodes)[-1]) if output is None else graph.resolve(output)
+    node = graph[name]
+    if any(n < 1 for n in node.shape):
+        where = ", ".join(x for x in (f"module {node.path}" if node.path and node.path != name
+                                      else "", node.source) if x)
+        raise SpecError(f"end-point {name!r} (op {node.op}{', ' + where if where else ''}) has "
+                        f"an empty spatial shape {list(node.shape)} at input "
+                        f"{'x'.join(map(str, graph.input_shape))}: it has no positions, so no "
+                        "receptive field. The input is too small for this model, or an op crops "
+                        "everything away; analyze at a larger input size, or choose an earlier "
+                        "end-point with output=.")
     with paused_gc():
         result = Analysis(graph, name, propagate(graph))
     if strict and not result.aligned:

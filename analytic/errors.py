@@ -25,3 +25,7 @@ class AlignmentError(ErfError):
 
 class CaptureError(ErfError):
     """A model could not be traced / exported at the given shapes."""
+
+
+class ResourceError(ErfError):
+    """Work that would not fit in memory, refused before anything is allocated."""

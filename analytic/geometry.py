@@ -56,6 +56,9 @@ class Window:
 
     def reads(self, n_in: int, n_out: int) -> np.ndarray:
         """Input indices read by each output position, shape (n_out, kernel); -1 = padding."""
+        from .limits import SMALLER, check_memory
+        check_memory(24 * n_out * self.kernel, f"the reads of a window (kernel {self.kernel}) "
+                     f"at {n_out} positions", SMALLER)
         i = np.arange(n_out)[:, None] * self.stride - self.pad[0]
         idx = i + np.arange(self.kernel)[None, :] * self.dilation
         return np.where((idx >= 0) & (idx < n_in), idx, -1)

@@ -10,6 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SpecError
+from .limits import SMALLER, check_memory
+
+
+def _guard(n_out: int, per_position: int, what: str) -> None:
+    check_memory(n_out * per_position, f"the read map of {what} to {n_out} positions", SMALLER)
 
 
 def _pack(rows: list[list[int]]) -> np.ndarray:
@@ -23,6 +28,7 @@ def _pack(rows: list[list[int]]) -> np.ndarray:
 def transposed(n_in: int, n_out: int, kernel: int, stride: int, dilation: int = 1,
                pad_before: int = 0) -> np.ndarray:
     """Transposed convolution: output o gets input i when o = i*stride - pad + m*dilation."""
+    _guard(n_out, 40 * kernel, "a transposed convolution")
     o = np.arange(n_out)[:, None]
     m = np.arange(kernel)[None, :]
     num = o + pad_before - m * dilation
@@ -36,6 +42,7 @@ def nearest(n_in: int, n_out: int, scale: float | None = None, exact: bool = Fal
     ('nearest-exact'), in exact integer arithmetic. A framework that uses another scale (e.g.
     1/scale_factor in float32) passes ``scale``; its own rounding then applies.
     """
+    _guard(n_out, 32, "nearest upsampling")
     o = np.arange(n_out, dtype=np.int64)
     if scale is None:
         src = ((2 * o + 1) * n_in) // (2 * n_out) if exact else (o * n_in) // n_out
@@ -53,6 +60,7 @@ def linear(n_in: int, n_out: int, align_corners: bool, scale: float | None = Non
     arithmetic, or the given ``scale`` in floating point. A tap is read only where its weight
     is nonzero; cubic reads ``floor(src)-1 .. floor(src)+2`` clamped to the border.
     """
+    _guard(n_out, 256, "interpolation")
     o = np.arange(n_out, dtype=np.int64)
     if align_corners:  # src = num / den exactly
         num, den = o * (n_in - 1), np.int64(max(n_out - 1, 1))
@@ -85,6 +93,7 @@ def linear(n_in: int, n_out: int, align_corners: bool, scale: float | None = Non
 
 def padded(n_in: int, before: int, after: int, mode: str) -> np.ndarray:
     """Padding (negative = crop) in mode constant / reflect / replicate / circular."""
+    _guard(max(n_in + before + after, 0), 32, f"{mode} padding")
     j = np.arange(-before, n_in + after)
     if mode in ("constant", "zeros"):
         return np.where((j >= 0) & (j < n_in), j, -1)[:, None]
@@ -105,4 +114,5 @@ def padded(n_in: int, before: int, after: int, mode: str) -> np.ndarray:
 
 def pixel_shuffle(n_in: int, factor: int) -> np.ndarray:
     """Pixel shuffle along one axis: output o reads input o // factor."""
+    _guard(n_in * factor, 16, "a pixel shuffle")
     return (np.arange(n_in * factor) // factor)[:, None]

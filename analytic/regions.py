@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import Edge, Graph
+from .limits import check_memory
+
+_HINT = ("r, S and P need no exact regions (leave out --regions / regions()); or analyze at a "
+         "smaller input size.")
 
 _EMPTY = np.int64(2**40)  # sentinel: "reads no input"; min() ignores it
 
@@ -60,6 +64,8 @@ class Boxes:
 
 def _input_values(shape: tuple[int, ...]) -> np.ndarray:
     """Stacked [lo..., -hi...] of the input node: position i depends on itself."""
+    check_memory(8 * (3 * len(shape) + 1) * int(np.prod(shape, dtype=object)),
+                 f"exact regions at input size {'x'.join(map(str, shape))}", _HINT)
     grids = list(np.meshgrid(*[np.arange(n, dtype=np.int64) for n in shape], indexing="ij"))
     return np.stack(grids + [-g for g in grids]) if grids else np.zeros((0,), np.int64)
 
@@ -70,6 +76,8 @@ def _gather_min(values: np.ndarray, axis: int, reads: np.ndarray) -> np.ndarray:
     n_out, width = reads.shape
     out_shape = list(values.shape)
     out_shape[axis] = n_out
+    check_memory(8 * (values.size + 2 * int(np.prod(out_shape, dtype=object)) * max(width, 1)),
+                 f"exact regions of {n_out} positions reading {width} each along an axis", _HINT)
     if width == 0 or n_out == 0:
         return np.full(out_shape, _EMPTY)
     pad_shape = list(values.shape)

@@ -307,7 +307,7 @@ def global_(f: _Fields, parents: list[Node]):
 # ---- loading ----------------------------------------------------------------------------
 
 
-def parse_spec_text(text: str, fmt: str, where: str = "spec") -> dict:
+def parse_spec_text(text: str, fmt: str, where: str = "spec", what: str = "a layer spec") -> dict:
     """Parse JSON or TOML text; errors name the file and the position."""
     try:
         if fmt == "json":
@@ -319,7 +319,7 @@ def parse_spec_text(text: str, fmt: str, where: str = "spec") -> dict:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{where}: malformed TOML: {e}") from None
     except RecursionError:
-        raise SpecError(f"{where}: nested too deeply to be a layer spec") from None
+        raise SpecError(f"{where}: nested too deeply to be {what}") from None
 
 
 def load_spec(source: str | Path | dict, input_shape: Sequence[int] | None = None) -> Graph:

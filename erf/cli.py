@@ -31,9 +31,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(regions=args.regions)))
         return 0
+    regions = result.axis_regions() if args.regions else None  # before printing: may fail
     print(result.table())
     if args.regions:
-        regions = result.axis_regions()
         if regions is None:
             print("\nregions are not separable per axis; use --json for the per-position boxes")
         else:

@@ -75,21 +75,50 @@ def load_target(text: str, framework: str | None = None) -> Target:
     from experiments.models import zoo
     entry = zoo.ZOO.get(text)
     if entry is None:
-        close = difflib.get_close_matches(text, list(zoo.ZOO), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise SpecError(f"{text!r} is not a spec file, a module:attr path or a zoo model.{hint}"
-                        " `erf zoo` lists the zoo.")
+        raise _unknown(text, list(zoo.ZOO))
     return entry.load(framework)
+
+
+def check_target(text: str) -> None:
+    """Raise the error :func:`load_target` would for a name that cannot resolve (missing spec
+    file, unknown zoo name, module or attribute), without building the model. A
+    ``module:attr`` target is imported (that runs its code), its factory not called."""
+    path = Path(text)
+    if path.suffix.lower() in (".json", ".toml"):
+        if not path.is_file():
+            raise SpecError(f"spec file {text} does not exist")
+        return
+    if ":" in text:
+        module_name, _, attr = text.partition(":")
+        obj: Any = _import(module_name, text)
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        return
+    from experiments.models import zoo
+    if text not in zoo.ZOO:
+        raise _unknown(text, list(zoo.ZOO))
+
+
+def _unknown(text: str, names: list[str]) -> SpecError:
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return SpecError(f"{text!r} is not a spec file, a module:attr path or a zoo model.{hint}"
+                     " `erf zoo` lists the zoo.")
+
+
+def _import(module_name: str, text: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        raise SpecError(f"cannot import module {module_name!r} of target {text!r}: {e}. "
+                        "Is it on PYTHONPATH (run from the project directory)?") from None
 
 
 def _load_attr(text: str, framework: str | None) -> Target:
     module_name, _, attr = text.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise SpecError(f"cannot import module {module_name!r} of target {text!r}: {e}. "
-                        "Is it on PYTHONPATH (run from the project directory)?") from None
-    obj: Any = module
+    obj: Any = _import(module_name, text)
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SpecError(f"module {module_name!r} has no attribute {attr!r}")

@@ -142,7 +142,7 @@ def load_config(path: str | Path, item_schema: dict[str, Key] | None = None,
         raise ConfigError(f"config file {path} does not exist")
     text = path.read_text()
     try:
-        raw = parse_spec_text(text, "toml", str(path))
+        raw = parse_spec_text(text, "toml", str(path), "an experiment config")
     except SpecError as e:
         raise ConfigError(str(e)) from None
     extra_tables = extra_tables or {}

@@ -1,14 +1,33 @@
 """Build a random description (spec dict) as a PyTorch module, with a gradient oracle.
 
 Every spec node becomes a submodule named after it (so its module path is the node name),
-with 2 channels, float64, positive weights. ``probe=True`` swaps max pooling for a sum over the
-same window (same kernel, stride, dilation, padding, ceil-mode output shape), so every input a
-pool reads gets gradient.
+with 2 channels, float64, positive weights, and values that stay positive, so no gradient can
+cancel or vanish: the pointwise op is ``x + tanh(x)`` (slope in [1, 2]; a sigmoid saturates to
+a zero gradient in float64 after a few positive layers). ``probe=True`` swaps max pooling for a
+sum over the same window (same kernel, stride, dilation, padding, ceil-mode output shape), so
+every input a pool reads gets gradient, and ``mul`` for ``add`` (a factor that is an exact 0,
+e.g. read from padding, would zero the gradient of the others).
+
+Variants the spec cannot name are taken from the description's structure, deterministically:
+- a conv whose name hashes odd (``zlib.crc32(name) % 2``) is grouped (``groups=2``, depthwise);
+- a reflect/replicate/circular ``pad`` node with symmetric amounts whose only user is a conv
+  without padding becomes that conv's ``padding=..., padding_mode=...`` (the pad node is then
+  not a module of its own: it is reported in ``Built.fused`` and not compared by name).
+
+PyTorch's interpolation kernels compute source positions in floating point; where that differs
+from the spec's exact rational definition (a tap with a weight of about 1e-16 where the exact
+weight is 0, e.g. linear 2 -> 10 at position 2), the upsample node is reported in
+``Built.inexact`` with the positions: there the torch model is not the description, so only the
+torch analysis vs the torch gradients is checked downstream of it.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,8 +74,16 @@ class SpecNet(nn.Module):
         super().__init__()
         self.order = [(n["name"], n["inputs"]) for n in desc["nodes"]]
         ndim = len(desc["input"])
+        fused = fused_pads(desc)
+        by_name = {n["name"]: n for n in desc["nodes"]}
         for node in desc["nodes"]:
-            self.add_module(node["name"], _make(node, ndim, probe))
+            if node["name"] in fused:
+                self.add_module(node["name"], Op(lambda m, x: x))  # applied by its conv
+                continue
+            pad_mode = None
+            if node["inputs"][0] in fused:
+                pad_mode = by_name[node["inputs"][0]]
+            self.add_module(node["name"], _make(node, ndim, probe, pad_mode))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = {"input": x}
@@ -65,11 +92,37 @@ class SpecNet(nn.Module):
         return values[self.order[-1][0]]
 
 
+def fused_pads(desc: dict) -> set[str]:
+    """Pad nodes built as their conv's ``padding_mode`` (see the module doc)."""
+    ndim = len(desc["input"])
+    users: dict[str, list[dict]] = {}
+    for n in desc["nodes"]:
+        for i in n["inputs"]:
+            users.setdefault(i, []).append(n)
+    out = set()
+    last = desc["nodes"][-1]["name"]
+    for n in desc["nodes"]:
+        if n["op"] != "pad" or n.get("mode", "constant") == "constant" or n["name"] == last:
+            continue
+        pads = _pads(n, ndim)
+        u = users.get(n["name"], [])
+        if (len(u) == 1 and u[0]["op"] == "conv" and u[0]["inputs"] == [n["name"]]
+                and all(b == a >= 0 for b, a in pads)
+                and all(b == a == 0 for b, a in _pads(u[0], ndim))):
+            out.add(n["name"])
+    return out
+
+
+def groups(node: dict) -> int:
+    """Groups of a conv node (see the module doc)."""
+    return 2 if zlib.crc32(node["name"].encode()) % 2 else 1
+
+
 def _conv_cls(ndim: int, transposed: bool = False) -> type:
     return getattr(nn, f"Conv{'Transpose' if transposed else ''}{ndim}d")
 
 
-def _make(node: dict, ndim: int, probe: bool) -> nn.Module:
+def _make(node: dict, ndim: int, probe: bool, pad_node: dict | None = None) -> nn.Module:
     op = node["op"]
     C = CHANNELS
     if op == "conv":
@@ -77,10 +130,15 @@ def _make(node: dict, ndim: int, probe: bool) -> nn.Module:
         s = _per_axis(node, "stride", ndim, 1)
         d = _per_axis(node, "dilation", ndim, 1)
         pads = _pads(node, ndim)
-        if all(b == a for b, a in pads):
-            conv = _conv_cls(ndim)(C, C, k, s, [b for b, _ in pads], d)
+        g = groups(node)
+        if pad_node is not None:  # the pad node before it, as padding_mode
+            p = [b for b, _ in _pads(pad_node, ndim)]
+            conv = _conv_cls(ndim)(C, C, k, s, p, d, groups=g, padding_mode=pad_node["mode"])
             return Op(lambda m, x: m.conv(x), conv=conv)
-        conv = _conv_cls(ndim)(C, C, k, s, 0, d)
+        if all(b == a for b, a in pads):
+            conv = _conv_cls(ndim)(C, C, k, s, [b for b, _ in pads], d, groups=g)
+            return Op(lambda m, x: m.conv(x), conv=conv)
+        conv = _conv_cls(ndim)(C, C, k, s, 0, d, groups=g)
         return Op(lambda m, x: m.conv(F.pad(x, _torch_pad(pads))), conv=conv)
     if op == "pool":
         k = _per_axis(node, "kernel", ndim, 1)
@@ -107,13 +165,23 @@ def _make(node: dict, ndim: int, probe: bool) -> nn.Module:
         pads = _torch_pad(_pads(node, ndim))
         return Op(lambda m, x: F.pad(x, pads, mode=mode))
     if op == "pointwise":
-        return Op(lambda m, x: torch.sigmoid(x))
-    if op in ("add", "mul"):
-        return Op(lambda m, x, y: x + y if op == "add" else x * y)
+        return Op(lambda m, x: x + torch.tanh(x))
+    if op == "add":
+        return Op(lambda m, *xs: sum(xs[1:], xs[0]))
+    if op == "mul" and not probe:
+        return Op(lambda m, *xs: torch.prod(torch.stack(xs), dim=0))
+    if op == "mul":  # probed as a sum: a factor that is 0 (padding) would hide the others
+        return Op(lambda m, *xs: sum(xs[1:], xs[0]))
+    if op == "global":
+        return Op(lambda m, x: getattr(F, f"adaptive_avg_pool{ndim}d")(x, 1))
+    if op == "pixel_unshuffle":
+        f = node.get("factor", 2)
+        mix = _conv_cls(ndim)(C * f * f, C, 1)
+        return Op(lambda m, x: m.mix(F.pixel_unshuffle(x, f)), mix=mix)
     if op == "concat":
         axis = node.get("axis", "channel")
         if axis == "channel":
-            mix = _conv_cls(ndim)(2 * C, C, 1)
+            mix = _conv_cls(ndim)(len(node["inputs"]) * C, C, 1)
             return Op(lambda m, *xs: m.mix(torch.cat(xs, dim=1)), mix=mix)
         return Op(lambda m, *xs: torch.cat(xs, dim=2 + axis))
     if op == "conv_transpose":
@@ -122,7 +190,7 @@ def _make(node: dict, ndim: int, probe: bool) -> nn.Module:
         d = _per_axis(node, "dilation", ndim, 1)
         p = [b for b, _ in _pads(node, ndim)]
         outpad = _per_axis(node, "output_padding", ndim, 0)
-        conv = _conv_cls(ndim, True)(C, C, k, s, p, outpad, dilation=d)
+        conv = _conv_cls(ndim, True)(C, C, k, s, p, outpad, dilation=d, groups=groups(node))
         return Op(lambda m, x: m.conv(x), conv=conv)
     if op == "upsample":
         mode = node.get("mode", "nearest")
@@ -150,9 +218,30 @@ def _positive(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def build(desc: dict, seed: int = 0):
-    """(model, input shape, oracle, analyze options); the oracle returns (lo, hi) boxes of the
-    output's gradient support, shape (D, *out_spatial), empty positions with lo > hi."""
+@dataclass
+class Built:
+    """A description built in a framework: the model and what the fuzz needs to check it.
+
+    ``oracle()`` returns (lo, hi) boxes of the output's gradient support, shape
+    (D, *out_spatial), empty positions with lo > hi. ``fused``: spec nodes that are not a
+    module of their own (compared through their user only). ``inexact``: node -> why the
+    framework's forward op differs from the spec's definition there (downstream, the spec is
+    not the model). ``grad_inexact``: node -> why the framework's gradient does not follow its
+    own forward there (downstream, gradients cannot judge)."""
+
+    model: Any
+    shape: tuple[int, ...]
+    oracle: Callable[[], tuple[np.ndarray, np.ndarray]]
+    options: dict = field(default_factory=dict)
+    fused: set[str] = field(default_factory=set)
+    inexact: dict[str, str] = field(default_factory=dict)
+    grad_inexact: dict[str, str] = field(default_factory=dict)
+
+
+def build(desc: dict, seed: int = 0) -> Built:
+    """The description as a float64 torch module with positive weights, and its oracle. The
+    analysis traces it at float64 too (``example_inputs``): interpolation index arithmetic
+    runs in the input's precision."""
     shape = (1, CHANNELS, *desc["input"])
     model = _positive(SpecNet(desc).double(), seed).eval()
 
@@ -160,7 +249,73 @@ def build(desc: dict, seed: int = 0):
         probe = _positive(SpecNet(desc, probe=True).double(), seed).eval()
         probe.load_state_dict(model.state_dict())
         return support_boxes(probe, shape)
-    return model, shape, oracle, {}
+    example = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    forward, backward = upsampling_ties(desc)
+    return Built(model, shape, oracle, {"example_inputs": example}, fused_pads(desc), forward,
+                 backward)
+
+
+def upsampling_ties(desc: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """Upsample nodes where torch (float64, at the node's real shape) reads other pixels than
+    the spec's exact definition (:mod:`analytic.indexmaps`) in its forward, and where its
+    gradient lands elsewhere than its forward reads (torch's nearest backward computes source
+    indices in float32: nearest-exact 24 -> 37 at position 18 reads pixel 12 forward, sends its
+    gradient to pixel 11). First differing position per node."""
+    from analytic.spec import load_spec
+
+    graph = load_spec(desc)
+    ndim = len(desc["input"])
+    forward: dict[str, str] = {}
+    backward: dict[str, str] = {}
+    for node in desc["nodes"]:
+        if node["op"] != "upsample":
+            continue
+        ir = graph[node["name"]]
+        in_shape = graph[node["inputs"][0]].shape
+        mode = node.get("mode", "nearest")
+        kwargs = {"align_corners": node.get("align_corners", False)} \
+            if mode in ("linear", "bilinear") else {}
+        up = partial(F.interpolate, size=list(ir.shape), mode=mode, **kwargs)
+        for a in range(ndim):
+            n, m = in_shape[a], ir.shape[a]
+            exact = [sorted(int(v) for v in row if v >= 0)
+                     for row in ir.edges[0].axes[a].reads(n, m)]
+            fwd, bwd = _axis_reads(up, in_shape, ir.shape, a)
+            where = f"{mode} {n}->{m} on axis {a}"
+            if fwd != exact and node["name"] not in forward:
+                o = next(i for i in range(m) if fwd[i] != exact[i])
+                forward[node["name"]] = (f"{where}: torch reads {fwd[o]} at position {o}, the "
+                                         f"exact definition {exact[o]}")
+            if bwd != fwd and node["name"] not in backward:
+                o = next(i for i in range(m) if bwd[i] != fwd[i])
+                backward[node["name"]] = (f"{where}: position {o} reads {fwd[o]} forward, its "
+                                          f"gradient goes to {bwd[o]}")
+    return forward, backward
+
+
+def _axis_reads(op: Callable, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                a: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Per output position along axis ``a``: the input positions the forward reads (one-hot
+    slabs through the op) and those its gradient reaches (one-hot cotangent slabs)."""
+    n, m = in_shape[a], out_shape[a]
+
+    def slabs(k: int, shape: tuple[int, ...]) -> torch.Tensor:
+        idx = torch.arange(k).reshape((k, 1) + (1,) * len(shape))
+        pos = torch.arange(k).reshape((1, 1) + tuple(k if j == a else 1
+                                                     for j in range(len(shape))))
+        return (idx == pos).to(torch.float64).expand((k, CHANNELS) + shape).contiguous()
+
+    def nonzero(t: torch.Tensor) -> np.ndarray:  # (batch, C, *spatial) -> (batch, axis a)
+        return (t != 0).sum(dim=tuple(j + 2 for j in range(t.dim() - 2) if j != a) + (1,)
+                            ).numpy()
+    with torch.no_grad():
+        f = nonzero(op(slabs(n, in_shape)))  # (input i, output o)
+    x = torch.rand((1, CHANNELS) + tuple(in_shape), dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(op(x), x, slabs(m, tuple(out_shape)).unsqueeze(1),
+                               is_grads_batched=True)
+    b = nonzero(g[:, 0])  # (output o, input i)
+    return ([np.flatnonzero(f[:, o]).tolist() for o in range(m)],
+            [np.flatnonzero(b[o]).tolist() for o in range(m)])
 
 
 def support_boxes(model: nn.Module, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

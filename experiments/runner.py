@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -47,7 +48,30 @@ def read_config(path: str | Path) -> tuple[Config, ModuleType]:
     top = load_config(path)
     module = kind_module(top.kind)
     config = load_config(path, module.ITEM_SCHEMA, getattr(module, "EXTRA_TABLES", None))
+    from analytic.errors import SpecError
+    from erf.targets import check_target
+    for i, item in enumerate(config.items):
+        if "model" in item:
+            try:
+                check_target(item["model"])
+            except SpecError as e:
+                line = _model_line(config.text, i)
+                raise ConfigError(f"{config.path}:{line}: items[{i}].model: {e}" if line else
+                                  f"{config.path}: items[{i}].model: {e}") from None
     return config, module
+
+
+def _model_line(text: str, index: int) -> int | None:
+    """Line of ``model =`` in the index-th [[items]] table (or in [defaults])."""
+    starts = [m.start() for m in re.finditer(r"^[ \t]*\[\[items\]\]", text, re.M)]
+    if index >= len(starts):
+        return None
+    end = starts[index + 1] if index + 1 < len(starts) else len(text)
+    found = re.search(r"^[ \t]*model[ \t]*=", text[starts[index]:end], re.M)
+    if found is None:
+        found = re.search(r"^[ \t]*model[ \t]*=", text, re.M)
+        return text.count("\n", 0, found.start()) + 1 if found else None
+    return text.count("\n", 0, starts[index] + found.start()) + 1
 
 
 def item_id(index: int, item: dict) -> str:
@@ -80,7 +104,19 @@ def run(path: str | Path, out: str | Path | None = None, device: str | None = No
     config, module = read_config(path)
     device = device or config.top["device"]
     out_dir = Path(out) if out else Path("runs") / config.name
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(config, module, out_dir, device, force, progress)
+    except BaseException:
+        # a run that fails before finishing any item leaves no directory it created behind
+        if created and not any((out_dir / "items").glob("*.json")):
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _run(config: Config, module: ModuleType, out_dir: Path, device: str, force: bool,
+         progress: bool) -> Path:
     io.write_text(out_dir / "config.toml", config.text)
     ctx = RunContext(out_dir, config, device, config.top["seed"])
     results: list[dict[str, Any]] = []

@@ -91,6 +91,8 @@ case("adaptive_pooling", "avg2d-divisible-4", lambda: nn.AdaptiveAvgPool2d(4), (
      rsp=True)
 case("adaptive_pooling", "max2d-uneven-3x4", lambda: nn.AdaptiveMaxPool2d((3, 4)), (1, 2, 10, 9))
 case("adaptive_pooling", "avg1d-global", lambda: nn.AdaptiveAvgPool1d(1), (1, 2, 10))
+case("adaptive_pooling", "avg2d-global-on-1-pixel-axis", lambda: nn.AdaptiveAvgPool2d(1),
+     (1, 2, 1, 6))
 case("adaptive_pooling", "avg3d-2x3x1", lambda: nn.AdaptiveAvgPool3d((2, 3, 1)), (1, 1, 5, 7, 4))
 case("adaptive_pooling", "interpolate-area",
      lambda: Fn(lambda m, x: F.interpolate(x, size=(4, 3), mode="area")), (1, 2, 10, 7))
@@ -201,9 +203,22 @@ case("reshape", "flatten-unflatten-roundtrip",
 case("reshape", "split-axis-and-merge-back",
      lambda: Fn(lambda m, x: m.c(x.view(1, 2, 4, 2, 6).relu().reshape(1, 2, 8, 6)),
                 c=nn.Conv2d(2, 2, 3, 2)), (1, 2, 8, 6), rsp=True)
-case("reshape", "squeeze-unsqueeze",
+case("squeeze", "unsqueeze-conv3d-squeeze",
      lambda: Fn(lambda m, x: m.c(x.unsqueeze(2)).squeeze(2), c=nn.Conv3d(2, 2, (1, 3, 3))),
      (1, 2, 7, 6), rsp=True)
+# 1-pixel maps: a size-1 spatial dim keeps its axis through views, so windows along it apply
+case("unsqueeze", "1-pixel-axis-padded-conv3d",
+     lambda: Fn(lambda m, x: m.c(x.unsqueeze(2)), c=nn.Conv3d(2, 2, (3, 1, 3), padding=(1, 0, 1))),
+     (1, 2, 1, 6))
+case("reshape", "alias-1-pixel-pool-reads-only-padding",
+     lambda: Fn(lambda m, x: F.max_pool2d(m.p(x)[:, :, 0:], (2, 1), (1, 2), (1, 0), (2, 1)),
+                p=nn.MaxPool2d((3, 2), 3, 1, ceil_mode=True)), (1, 2, 2, 11))
+case("reshape", "view-keeps-1-pixel-axis",
+     lambda: Fn(lambda m, x: m.c(x.view(1, 2, 1, 6) + 0), c=nn.Conv2d(2, 2, 3, padding=1)),
+     (1, 2, 1, 6))
+case("squeeze", "squeeze-1-pixel-then-broadcast-back",
+     lambda: Fn(lambda m, x: m.c(x.squeeze(2)).unsqueeze(2) + x,
+                c=nn.Conv1d(2, 2, 3, padding=1)), (1, 2, 1, 6))
 case("reshape", "se-flatten-linear-view",
      lambda: Fn(lambda m, x: x * torch.sigmoid(m.fc(F.adaptive_avg_pool2d(m.c(x), 1).flatten(1)))
                 .view(1, 2, 1, 1), c=nn.Conv2d(2, 2, 3, padding=1), fc=nn.Linear(2, 2)),
@@ -351,6 +366,14 @@ def test_every_rule_has_a_case():
     covered = {c.values[0] for c in CASES}
     missing = set(RULES.rule_functions) - covered
     assert not missing, f"rules without a test case: {sorted(missing)}"
+
+
+def test_global_pool_on_1_pixel_axis_says_global():
+    """Global pooling is global on every axis, a 1-pixel one too (as the spec's ``global``)."""
+    from analytic import analyze_graph
+    from analytic.frontends.torch import capture
+    a = analyze_graph(capture(nn.AdaptiveAvgPool2d(1), (1, 2, 1, 6)))
+    assert [r.note for r in a.node().rf] == ["global", "global"]
 
 
 def test_global_ops_say_global():

@@ -50,6 +50,12 @@ For example ``torch.roll`` along dims (the built-in rule)::
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import math
+import os
+import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -61,11 +67,14 @@ from torch.export import ExportedProgram
 
 from ..errors import CaptureError, SpecError, UnsupportedOpError
 from ..graph import Graph
+from ..limits import SMALLER, check_memory
 from . import torch_ops_shape, torch_ops_tensor, torch_ops_window  # noqa: F401  (rules)
 from .torch_fast import FastCaptureUnsupported, FastProgram, record
 from .torch_layout import Layout
 from .torch_rules import RULES, OpCall, RuleError, RuleTable, op_name, user_rules
 from .torch_walk import Builder, Missing
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
 
 __all__ = ["RULES", "Capture", "OpCall", "RuleError", "RuleTable", "capture", "supported_ops",
            "trace"]
@@ -201,28 +210,63 @@ def _example_args(model: torch.nn.Module, input_shape: Sequence[int] | None,
     p = next(model.parameters(), None)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     device = p.device if p is not None else torch.device("cpu")
+    check_memory(math.prod(shape) * dtype.itemsize,
+                 f"an example input of shape {list(shape)} ({dtype})",
+                 f"{SMALLER} Or pass example_inputs= yourself.")
     return (torch.randn(shape, dtype=dtype, device=device),)
 
 
 def _export(model: torch.nn.Module, args: tuple) -> ExportedProgram:
+    """``torch.export`` in eval mode. What torch prints while exporting (graph dumps, log lines
+    on a failed guard) is held back and shown again only if the export succeeds (a model's own
+    prints); a failure becomes one :class:`CaptureError` naming the user's source line."""
     modes = {m: m.training for m in model.modules()}
     model.eval()
+    printed = io.StringIO()
+    logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(printed), \
+                contextlib.redirect_stderr(printed):
             warnings.simplefilter("ignore")
-            return torch.export.export(model, args, strict=False)
+            program = torch.export.export(model, args, strict=False)
     except Exception as e:  # noqa: BLE001 - any export failure becomes one CaptureError
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else ""
+        data_dependent = "data-dependent" in text.lower() or "guard" in text.lower()
         hint = ("the forward branches on tensor values (data-dependent control flow); make the "
                 "branch depend on shapes only, use torch.cond, or analyze a submodule"
-                if "data-dependent" in str(e).lower() or "guard" in str(e).lower() else
+                if data_dependent else
                 "check that the model runs on an input of this shape, or pass example_inputs")
+        where = _user_frame(e)
         raise CaptureError(f"torch.export failed for {type(model).__name__} at input shapes "
-                           f"{[list(a.shape) for a in args if isinstance(a, torch.Tensor)]}: "
-                           f"{type(e).__name__}: {first[:500]}. What next: {hint}.") from e
+                           f"{[list(a.shape) for a in args if isinstance(a, torch.Tensor)]}"
+                           f"{f' at {where}' if where else ''}: {type(e).__name__}: "
+                           f"{first[:500]}. What next: {hint}.") from e
     finally:
+        logging.disable(logging.NOTSET)
         for m, mode in modes.items():
             m.training = mode
+    if printed.getvalue():
+        print(printed.getvalue(), end="")
+    return program
+
+
+def _user_frame(e: BaseException) -> str:
+    """'file:line (code)' of the innermost frame outside torch that raised ``e``: from torch's
+    message ("The following call raised this error") or else the traceback."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in \w+\n\s*(.*)', str(e))
+    tb = e.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_filename, str(tb.tb_lineno), ""))
+        tb = tb.tb_next
+    user = [f for f in frames if not f[0].startswith(_TORCH_DIR) and "analytic" + os.sep
+            + "frontends" not in f[0] and "<" not in f[0]]
+    if not user:
+        return ""
+    file, line, code = user[0] if "raised this error" in str(e) else user[-1]
+    rel = os.path.relpath(file) if not os.path.relpath(file).startswith("..") else file
+    return f"{rel}:{line}" + (f" ({code.strip()})" if code.strip() else "")
 
 
 def _needs_functionalization(program: ExportedProgram) -> bool:

@@ -12,7 +12,9 @@ dim of a torch tensor, which axes of its IR node it carries:
   global (reduced), which is always a sound over-approximation.
 
 IR axes of a node that no dim carries are *hidden* (size 1, e.g. after ``x[:, :, 3]``); they
-are carried through ops and meet the same input axis again by broadcasting.
+are carried through ops and meet the same input axis again by broadcasting. A size-1 axis that
+still has its own torch dim (a 1-pixel map) is not hidden: it stays on that dim, through views
+too, so windows along it apply.
 
 Rules (``torch_rules``) describe an op per torch dim: for each output dim, which dim of each
 input it reads and how (an :class:`~analytic.graph.AxisMap` whose ``src`` is a *torch dim*).
@@ -54,7 +56,16 @@ def plain(n: int) -> Dim:
 
 
 def normalize(dim: Sequence[Factor]) -> Dim:
-    """Drop size-1 factors, merge neighbours that continue each other."""
+    """Drop size-1 factors, merge neighbours that continue each other.
+
+    A size-1 IR axis that is all a dim carries stays on it (``(Factor(a, 1, 1),)``): a 1-pixel
+    map is still spatial, and an op that reads that dim with a window (padding, a kernel that
+    reads only padding) must apply the window to the axis. Only a size-1 axis inside a larger
+    dim is dropped (hidden, see the module doc)."""
+    dim = tuple(dim)
+    units = [f for f in dim if f.size == 1 and f.axis is not None]
+    if len(units) == 1 and all(f.size == 1 for f in dim):
+        return (Factor(units[0].axis, 1, 1),)
     out: list[Factor] = []
     for f in dim:
         if f.size == 1:

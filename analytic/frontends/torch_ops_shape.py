@@ -30,14 +30,39 @@ from .torch_rules import (
 
 
 @RULES.register(*aten_ops("view.default", "reshape.default", "_unsafe_view.default",
-                          "flatten.using_ints", "unflatten.int", "squeeze.default",
-                          "squeeze.dim", "squeeze.dims", "unsqueeze.default", "alias.default",
-                          "_reshape_alias.default", "view_as.default", "reshape_as.default",
-                          "squeeze_.dim", "unsqueeze_.default"))
+                          "flatten.using_ints", "unflatten.int", "alias.default",
+                          "_reshape_alias.default", "view_as.default", "reshape_as.default"))
 def reshape(call: OpCall) -> Any:
     """Views that regroup dims: spatial axes that survive keep their identity, merged ones
     ride along inside the merged dim until an op reads along it otherwise (then global)."""
+    x = call.inputs[0]
+    if tuple(x.shape) == tuple(call.out_shape):
+        return Relayout(tuple(range(len(x.shape))))  # alias, a view to the same shape
     return Relayout()
+
+
+@RULES.register(*aten_ops("squeeze.default", "squeeze.dim", "squeeze.dims", "squeeze_.dim",
+                          "squeeze_.dims", "squeeze_.default"))
+def squeeze(call: OpCall) -> Any:
+    """Drop size-1 dims (a 1-pixel spatial axis on one becomes hidden, as after a select)."""
+    x = call.inputs[0]
+    nd = len(x.shape)
+    if "dim" in call.args:
+        named = [call.args["dim"]]
+    elif "dims" in call.args:
+        named = list(call.args["dims"])
+    else:
+        named = list(range(nd))
+    drop = {int(d) % nd for d in named if x.shape[int(d) % nd] == 1} if nd else set()
+    return Relayout(tuple(d for d in range(nd) if d not in drop))
+
+
+@RULES.register(*aten_ops("unsqueeze.default", "unsqueeze_.default"))
+def unsqueeze(call: OpCall) -> Any:
+    """Insert a new size-1 (non-spatial) dim."""
+    nd = len(call.out_shape)
+    d = int(call.args["dim"]) % nd
+    return Relayout(tuple(None if o == d else (o if o < d else o - 1) for o in range(nd)))
 
 
 @RULES.register(*aten_ops("permute.default", "transpose.int", "t.default", "movedim.int",

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import indexmaps
 from ..geometry import Window
+from ..limits import SMALLER, check_memory
 from .torch_rules import (
                           RULES,
                           OpCall,
@@ -128,15 +129,16 @@ def _nd(call: OpCall) -> int:
                           "_adaptive_avg_pool3d.default", "adaptive_max_pool1d.default",
                           "adaptive_max_pool2d.default", "adaptive_max_pool3d.default"))
 def adaptive_pooling(call: OpCall) -> Any:
-    """Adaptive pooling: bin i reads [floor(i*n/out), ceil((i+1)*n/out)); a window when out
-    divides n, global when out is 1, explicit bins otherwise."""
+    """Adaptive pooling: bin i reads [floor(i*n/out), ceil((i+1)*n/out)); global when out is
+    1 (also on a 1-pixel axis: a reduction, like ``mean`` over a size-1 dim and the spec's
+    ``global``), a window when out divides n, explicit bins otherwise."""
     nd = len(call.args["output_size"])
     x, first = _window_dims(call, "self", nd)
     dims: dict[int, Any] = {}
     for i in range(nd):
         d = first + i
         n, m = x.shape[d], call.out_shape[d]
-        if m == 1 and n > 1:
+        if m == 1:
             dims[d] = whole(d)
         elif n % m == 0:
             dims[d] = window(d, Window(kernel=n // m, stride=n // m))
@@ -189,16 +191,23 @@ def upsample(call: OpCall) -> Any:
         # other axes: size 2 kept as is (torch's antialiased kernels take a different path
         # when an axis has size 1, so only a real size 1 is probed as 1)
         other = [min(x.shape[first + j], 2) for j in range(nd)]
-        probe = torch.eye(n_in, dtype=dtype).reshape((n_in, 1) + tuple(
-            n_in if j == i else 1 for j in range(nd))).expand(
-            (n_in, 1) + tuple(n_in if j == i else other[j] for j in range(nd))).contiguous()
         size = [n_out if j == i else other[j] for j in range(nd)]
         scale = [scales[j] if j == i else None for j in range(nd)]
-        args = (probe, size) + ((align,) if linear else ()) + tuple(scale)
-        with torch.no_grad():
-            y = default(*args)[(slice(None), 0) + tuple(
-                slice(None) if j == i else 0 for j in range(nd))]
-        support = (y != 0).T.numpy()
+        block = int(np.prod(other)) * max(n_in, n_out)  # elements per probed input position
+        check_memory(16 * n_out * n_in, f"the read map of {name} from {n_in} to {n_out} "
+                     "positions", SMALLER)
+        support = np.zeros((n_out, n_in), dtype=bool)
+        step = max(1, (1 << 22) // block)  # one-hot probes in chunks of ~4M elements
+        for start in range(0, n_in, step):
+            rows = torch.arange(start, min(start + step, n_in))
+            probe = (rows[:, None] == torch.arange(n_in)[None, :]).to(dtype).reshape(
+                (len(rows), 1) + tuple(n_in if j == i else 1 for j in range(nd))).expand(
+                (len(rows), 1) + tuple(n_in if j == i else other[j] for j in range(nd)))
+            args = (probe.contiguous(), size) + ((align,) if linear else ()) + tuple(scale)
+            with torch.no_grad():
+                y = default(*args)[(slice(None), 0) + tuple(
+                    slice(None) if j == i else 0 for j in range(nd))]
+            support[:, start:start + len(rows)] = (y != 0).T.numpy()
         width = max(int(support.sum(axis=1).max()), 1)
         idx = np.full((n_out, width), -1, dtype=np.int64)
         for o in range(n_out):

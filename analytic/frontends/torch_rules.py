@@ -43,9 +43,10 @@ CONSTANT = object()  # a rule's answer: the output does not depend on the input'
 @dataclass(frozen=True)
 class Relayout:
     """A rule's answer for views: the same values, dims regrouped (``perm`` None: a reshape to
-    the output shape) or reordered (``perm``: output dim i is input dim perm[i])."""
+    the output shape) or reordered (``perm``: output dim i is input dim perm[i]; None there is
+    a new size-1 dim; input dims left out must have size 1, as in ``squeeze``)."""
 
-    perm: tuple[int, ...] | None = None
+    perm: tuple[int | None, ...] | None = None
 
 
 @dataclass(frozen=True)

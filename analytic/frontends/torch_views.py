@@ -21,13 +21,28 @@ def reshape(layout: Layout, out_shape: Sequence[int]) -> tuple[list[Dim], set[in
 
     The row-major factors of the input are regrouped into the output dims; a factor that must
     be split is split when its size divides evenly, otherwise the whole block of dims whose
-    sizes do not line up is scrambled.
+    sizes do not line up is scrambled. Size-1 dims sit between blocks: where the input and the
+    output have the same number of them at a block boundary (``alias``, a view that keeps the
+    size-1 dims), they are matched in order, so a 1-pixel axis keeps its dim; elsewhere its
+    axis is hidden (size 1, carried without a dim).
     """
-    atoms = [f for dim in layout.dims for f in dim if f.size != 1]
+    atoms: list[Factor] = []
+    unit_in: dict[int, list[Dim]] = {}  # atom boundary -> the size-1 input dims there, in order
+    for dim in layout.dims:
+        real = [f for f in dim if f.size != 1]
+        if real:
+            atoms += real
+        else:
+            unit_in.setdefault(len(atoms), []).append(dim)
     outs = [int(s) for s in out_shape]
     result: list[Dim] = [()] * len(outs)
     broken: set[int] = set()
     nonunit = [k for k, s in enumerate(outs) if s != 1]
+    unit_out: dict[int, list[int]] = {}  # output boundary -> the size-1 output dims there
+    for k, s in enumerate(outs):
+        if s == 1:
+            unit_out.setdefault(sum(1 for j in nonunit if j < k), []).append(k)
+    boundaries = [(0, 0)]
     i, j = 0, 0
     while i < len(atoms) or j < len(nonunit):
         block_atoms: list[Factor] = []
@@ -53,6 +68,12 @@ def reshape(layout: Layout, out_shape: Sequence[int]) -> tuple[list[Dim], set[in
                 result[k] = plain(outs[k])
         else:
             for k, dim in zip(block_outs, grouped):
+                result[k] = dim
+        boundaries.append((i, j))
+    for a, o in boundaries:
+        ins, targets = unit_in.get(a, []), unit_out.get(o, [])
+        if len(ins) == len(targets):
+            for dim, k in zip(ins, targets):
                 result[k] = dim
     if broken:
         result = [normalize(Factor(None, 1, f.size) if f.axis in broken else f for f in dim)

@@ -184,8 +184,10 @@ class Builder:
         dims = tuple(range(2, nd)) if self.spatial_dims is None else tuple(
             int(d) % nd for d in self.spatial_dims)
         if not dims:
-            raise SpecError(f"input {node.name} of shape {list(shape)} has no spatial dims; "
-                            "pass an NC* shape such as (1, 3, 224, 224) or spatial_dims=")
+            raise SpecError(f"the model input {node.name!r} of shape {list(shape)} has no "
+                            "spatial dims (dims 2 and up of an NC* input are spatial), so it "
+                            "has no receptive field; pass an NC* shape such as (1, 3, 224, 224),"
+                            " or spatial_dims= for another layout")
         self.graph = Graph.with_input([shape[d] for d in dims], name=node.name)
         lay = input_layout(node.name, nd, dims, shape)
         self.state[node] = lay
@@ -274,7 +276,7 @@ class Builder:
         if isinstance(answer, Relayout):
             lay = inputs[0]
             if answer.perm is not None:
-                dims, broken = [lay.dims[d] for d in answer.perm], set()
+                dims, broken = [lay.dims[d] if d is not None else () for d in answer.perm], set()
             else:
                 dims, broken = reshape(lay, shape)
             t = relayout(lay, self.origins[lay.node], dims, broken)
