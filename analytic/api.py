@@ -55,6 +55,9 @@ def analyze(target: Any, input_shape: Sequence[int] | None = None, *,
     the spatial shape for spec files (overrides the file's). ``output``: the end-point, by node
     name or user path (module path); the model's output by default. ``rules``: extra op rules
     ``{op: rule}`` for ops the frontend does not know. ``strict``: raise on misalignment.
+    Frontend options pass through, e.g. for PyTorch ``capture="auto"|"fast"|"export"`` (one
+    forward on meta tensors, falling back to ``torch.export`` where that is not exact; see
+    :func:`analytic.frontends.torch.trace`) and ``spatial_dims``.
     """
     graph = to_graph(target, input_shape, example_inputs=example_inputs, rules=rules,
                      framework=framework, **options)

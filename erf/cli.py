@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from analytic.errors import ErfError
 
 # modules that add sub-commands: each has ``register(subparsers)`` setting ``func``
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("erf.cli_measure",)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -126,7 +126,7 @@ def test_paths_sources_and_resolution():
     conv = g[g.resolve("layer2.0.conv2")]
     assert conv.op == "conv2d" and conv.path == "layer2.0.conv2"
     assert conv.source.endswith(".py:" + conv.source.rsplit(":", 1)[1])
-    assert "models_torch.py" in g[g.resolve("layer2.0")].source
+    assert "torch_nets.py" in g[g.resolve("layer2.0")].source
     assert g.resolve("layer2/0/conv2") == conv.name
     assert g.resolve(conv.name) == conv.name
     with pytest.raises(SpecError, match="no node or module path 'layer9'"):

@@ -120,6 +120,7 @@ def test_resnet50_real_widths_timing():
     a = analytic.analyze_graph(cap.graph, "layer4")
     a.regions()
     analysis = time.perf_counter() - t0
-    print(f"\nResNet-50 (real widths, 224): export {cap.export_seconds:.2f} s, build IR "
+    print(f"\nResNet-50 (real widths, 224): capture ({cap.method}) {cap.export_seconds:.2f} s, "
+          f"build IR "
           f"{cap.build_seconds:.3f} s, analyze + regions {analysis:.3f} s, "
           f"{len(cap.graph)} nodes; layer4 r={a.size} S={a.stride} P={a.padding}")

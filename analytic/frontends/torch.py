@@ -1,8 +1,10 @@
-"""PyTorch frontend: ``torch.export`` at concrete shapes -> the IR of :mod:`analytic.graph`.
+"""PyTorch frontend: a recorded forward or ``torch.export`` at concrete shapes -> the IR.
 
-``capture(model, input_shape)`` exports ``model.eval()`` with ``torch.export.export(...,
-strict=False)`` (the default IR keeps high-level aten ops: ``conv2d``, ``max_pool2d``,
-``upsample_bilinear2d``, ``pad``, ...), walks the FX graph once and builds one IR node per op
+``capture(model, input_shape)`` records one forward pass of ``model.eval()`` on meta tensors
+(:mod:`~analytic.frontends.torch_fast`; ``capture="auto"``, the default, falls back to export
+where that is refused) or exports it with ``torch.export.export(..., strict=False)`` (the IR
+keeps high-level aten ops: ``conv2d``, ``max_pool2d``, ``upsample_bilinear2d``, ``pad``, ...),
+walks the FX graph once and builds one IR node per op
 that touches data derived from the input. Parameters, buffers, constants and ops on them only
 are folded away. For every tensor it tracks which dims are spatial and which input axis each
 one is (dims 2+ of the NC* input by default; ``spatial_dims=`` for other layouts), through
@@ -67,6 +69,7 @@ from ..errors import CaptureError, SpecError, UnsupportedOpError
 from ..graph import Graph
 from ..limits import SMALLER, check_memory
 from . import torch_ops_shape, torch_ops_tensor, torch_ops_window  # noqa: F401  (rules)
+from .torch_fast import FastCaptureUnsupported, FastProgram, record
 from .torch_layout import Layout
 from .torch_rules import RULES, OpCall, RuleError, RuleTable, op_name, user_rules
 from .torch_walk import Builder, Missing
@@ -78,13 +81,19 @@ __all__ = ["RULES", "Capture", "OpCall", "RuleError", "RuleTable", "capture", "s
 
 @dataclass
 class Capture:
-    """A traced model: the IR, the exported program, each node's torch layout, timings."""
+    """A traced model: the IR, the captured program, each node's torch layout, timings.
+
+    ``method``: ``"fast"`` (``program`` is a :class:`FastProgram`, ``export_seconds`` the
+    recording's time) or ``"export"`` (an ``ExportedProgram``); ``fallback``: why the fast
+    capture was refused, when ``capture="auto"`` fell back to export."""
 
     graph: Graph
-    program: ExportedProgram
+    program: ExportedProgram | FastProgram
     layouts: dict[str, Layout] = field(repr=False)
     export_seconds: float = 0.0
     build_seconds: float = 0.0
+    method: str = "export"
+    fallback: str = ""
 
     def torch_index(self, name: str, index: Sequence[int],
                     dims: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -114,22 +123,42 @@ def capture(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
 
 def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
           example_inputs: Any = None, rules: dict | None = None, *,
-          spatial_dims: Sequence[int] | None = None, decompose: bool = True) -> Capture:
-    """Export ``model`` and build its IR; returns the :class:`Capture` with timings.
+          spatial_dims: Sequence[int] | None = None, decompose: bool = True,
+          capture: str = "auto") -> Capture:
+    """Capture ``model`` and build its IR; returns the :class:`Capture` with timings.
 
     ``input_shape``: full shape, e.g. (1, 3, 224, 224); or ``example_inputs``: a tensor or a
     tuple of positional arguments (the first tensor is the analysed input, others are taken
     as constants). ``spatial_dims``: the input's spatial dims (default: 2 and up).
     ``decompose``: decompose ops without a rule when torch can.
+    ``capture``: ``"fast"`` records one forward pass on meta tensors
+    (:mod:`~analytic.frontends.torch_fast`, milliseconds), ``"export"`` uses ``torch.export``
+    (seconds), ``"auto"`` tries fast and falls back to export where the recording is refused
+    (data-dependent control flow, in-place writes through views, ops without a rule);
+    ``Capture.method`` says which ran and ``Capture.fallback`` why.
     """
     if not isinstance(model, torch.nn.Module):
         raise SpecError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    if capture not in ("auto", "fast", "export"):
+        raise SpecError(f"capture={capture!r}: use 'auto', 'fast' or 'export'")
     args = _example_args(model, input_shape, example_inputs)
+    table = user_rules(rules)
+    fallback = ""
+    if capture != "export":
+        try:
+            return _trace_fast(model, args, table, spatial_dims, decompose)
+        except (FastCaptureUnsupported, Missing) as e:
+            reason = e.message if isinstance(e, Missing) else str(e)
+            if capture == "fast":
+                if isinstance(e, Missing):
+                    raise UnsupportedOpError(e.message) from None
+                raise CaptureError(f"fast capture of {type(model).__name__} refused: {reason}. "
+                                   "What next: capture='export' (or 'auto').") from None
+            fallback = reason.splitlines()[0]
     t0 = time.perf_counter()
     program = _export(model, args)
     export_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    table = user_rules(rules)
     if _needs_functionalization(program):
         program = _decompose(program, {})
     decomposed: list[str] = []
@@ -146,7 +175,17 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
                 raise UnsupportedOpError(missing.message + note) from None
             decomposed += sorted(op_name(op) for op in decomposable)
             program = _decompose(program, decomposable)
-    return Capture(graph, program, layouts, export_seconds, time.perf_counter() - t1)
+    return Capture(graph, program, layouts, export_seconds, time.perf_counter() - t1,
+                   method="export", fallback=fallback)
+
+
+def _trace_fast(model: torch.nn.Module, args: tuple, table: dict,
+                spatial_dims: Sequence[int] | None, decompose: bool) -> Capture:
+    t0 = time.perf_counter()
+    program = record(model, args, table, decompose)
+    t1 = time.perf_counter()
+    graph, layouts = Builder(program, table, spatial_dims).build()
+    return Capture(graph, program, layouts, t1 - t0, time.perf_counter() - t1, method="fast")
 
 
 def supported_ops() -> list[tuple[str, str]]:

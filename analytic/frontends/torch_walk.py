@@ -17,6 +17,7 @@ from torch.export.graph_signature import InputKind
 
 from ..errors import CaptureError, ErfError, SpecError
 from ..graph import Graph, Node
+from .torch_fast import FastProgram
 from .torch_layout import Layout, input_layout, translate
 from .torch_rules import CONSTANT, Arg, OpCall, PerOutput, Relayout, RuleError, lookup, op_name
 from .torch_views import relayout, reshape
@@ -35,6 +36,13 @@ class Missing(Exception):
 
 def _location(node: torch.fx.Node) -> tuple[str, str]:
     """(module path, user source 'file:line') of an FX node."""
+    cached = node.meta.get("erf_location")
+    if cached is None:
+        cached = node.meta["erf_location"] = _find_location(node)
+    return cached
+
+
+def _find_location(node: torch.fx.Node) -> tuple[str, str]:
     stack = node.meta.get("nn_module_stack") or {}
     path = ""
     if stack:
@@ -91,9 +99,11 @@ def _bind(node: torch.fx.Node) -> dict[str, Any]:
 
 
 class Builder:
-    """One walk over the exported FX graph (see the module doc)."""
+    """One walk over the FX graph of an exported program or of a fast capture's recording
+    (:class:`~analytic.frontends.torch_fast.FastProgram`: the same node metadata, constants
+    as placeholders with values)."""
 
-    def __init__(self, program: ExportedProgram, user_rules: dict,
+    def __init__(self, program: ExportedProgram | FastProgram, user_rules: dict,
                  spatial_dims: Sequence[int] | None) -> None:
         self.program = program
         self.user_rules = user_rules
@@ -108,6 +118,9 @@ class Builder:
 
     # ---- constants ----
     def _placeholder_values(self) -> dict[str, Any]:
+        own = getattr(self.program, "placeholder_values", None)  # a FastProgram
+        if own is not None:
+            return own
         sig = self.program.graph_signature
         values: dict[str, Any] = {}
         for spec in sig.input_specs:
@@ -144,8 +157,10 @@ class Builder:
     # ---- walk ----
     def build(self) -> tuple[Graph, dict[str, Layout]]:
         self._ph_values = self._placeholder_values()
-        sig = self.program.graph_signature
-        user_inputs = {s.arg.name for s in sig.input_specs if s.kind == InputKind.USER_INPUT}
+        user_inputs = getattr(self.program, "user_inputs", None)
+        if user_inputs is None:
+            sig = self.program.graph_signature
+            user_inputs = {s.arg.name for s in sig.input_specs if s.kind == InputKind.USER_INPUT}
         for node in self.program.graph.nodes:
             if node.op == "placeholder":
                 self.state[node] = None
@@ -290,8 +305,9 @@ class Builder:
             t = translate(lays, [self.origins[lay.node] for lay in lays], maps, shape,
                           call.where)
         name = node.name
-        op = call.op.overloadpacket.__name__ if hasattr(call.op, "overloadpacket") \
-            else op_name(call.op)
+        op = node.meta.get("op_name") or (  # the fast capture names ops as export does
+            call.op.overloadpacket.__name__ if hasattr(call.op, "overloadpacket")
+            else op_name(call.op))
         try:
             self.graph.add(Node(name, op, tuple(self.state[a].node for _, a in keep),
                                 tuple(t.edges), t.shape, path=path, source=source))

@@ -23,6 +23,8 @@ ITEM_SCHEMA = {
     "framework": Key((str,), "", "torch | jax (default: the model's first)",
                      choices=("", "torch", "jax")),
     "input_size": Key((int,), 96, "spatial input size (square)", low=1, high=100_000),
+    "input_shape": Key((list,), [], "full input shape (overrides input_size), e.g. [1, 3, 96, 96]"),
+    "layout": Key((str,), "", "JAX input layout, e.g. NCHW (default: the zoo's, else NHWC)"),
     "endpoints": Key((list,), [], "end-points (module paths); empty: the model's output"),
     "units": Key((str,), "center", "center | grid:N | all"),
     "samples": Key((int,), 4, "random inputs (and inits) averaged", low=1, high=100_000),
@@ -43,8 +45,9 @@ def run_item(item: dict, ctx: RunContext, item_id: str) -> dict:
     import erf
     from erf.targets import load_target
     target = load_target(item["model"], item["framework"] or None)
-    shape = target.input_shape((item["input_size"],))
-    layout = target.layout if target.framework == "jax" else None
+    shape = (tuple(item["input_shape"]) if item["input_shape"] else
+             target.input_shape((item["input_size"],)))
+    layout = (item["layout"] or target.layout) if target.framework == "jax" else None
     rows = []
     for endpoint in item["endpoints"] or [None]:
         result = erf.measure(target.obj, shape, output=endpoint, units=item["units"],
@@ -52,7 +55,7 @@ def run_item(item: dict, ctx: RunContext, item_id: str) -> dict:
                              framework=target.framework, init=item["init"] or None,
                              input_dist=item["input_dist"], layout=layout)
         node = result.analysis.node()
-        name = endpoint or node.path or node.name
+        name = endpoint or "output"
         npy = write_npy(ctx.item_dir(item_id) / f"{_slug(name)}.npy", result.mean_map)
         row = {"endpoint": name, "shape": list(node.shape), "size": list(node.size),
                "stride": list(node.stride), "padding": list(node.padding),

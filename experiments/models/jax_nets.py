@@ -40,11 +40,19 @@ def basic_block(x: jax.Array, p: Params, stride: int) -> jax.Array:
 STRIDES = (1, 2, 2)
 
 
-def small_resnet_apply(params: Params, x: jax.Array) -> jax.Array:
-    x = jax.nn.relu(affine(conv(x, params["stem"], 2, 1), params["stem_bn"]))
+def small_resnet_features(params: Params, x: jax.Array) -> jax.Array:
+    """The layer3 feature map (the quickstart's end-point)."""
+    with jax.named_scope("stem"):
+        x = jax.nn.relu(affine(conv(x, params["stem"], 2, 1), params["stem_bn"]))
     for i, stride in enumerate(STRIDES):
-        x = basic_block(x, params[f"layer{i + 1}"][0], stride)
-        x = basic_block(x, params[f"layer{i + 1}"][1], 1)
+        with jax.named_scope(f"layer{i + 1}"):  # module paths as in the PyTorch net
+            x = basic_block(x, params[f"layer{i + 1}"][0], stride)
+            x = basic_block(x, params[f"layer{i + 1}"][1], 1)
+    return x
+
+
+def small_resnet_apply(params: Params, x: jax.Array) -> jax.Array:
+    x = small_resnet_features(params, x)
     return x.mean(axis=(2, 3)) @ params["fc"]["w"] + params["fc"]["b"]
 
 
@@ -77,8 +85,17 @@ def small_resnet_params(widths=(16, 32, 64), num_classes: int = 10, seed: int = 
 
 
 def small_resnet() -> tuple:
-    """The zoo factory: ``(apply, params)``; input layout NCHW."""
-    return small_resnet_apply, small_resnet_params()
+    """The zoo factory: ``(apply, params)``, input layout NCHW, with the weights of the zoo's
+    PyTorch ``small_resnet`` (same seed): both frameworks compute the same function."""
+    from experiments.models.modern import small_resnet as torch_small_resnet
+    return small_resnet_apply, params_from_torch(torch_small_resnet())
+
+
+def small_resnet_layer3() -> tuple:
+    """``(features, params)``: the quickstart net up to layer3 (NCHW), with the weights of the
+    zoo's PyTorch ``small_resnet`` (same seed), so both frameworks compute the same function."""
+    from experiments.models.modern import small_resnet as torch_small_resnet
+    return small_resnet_features, params_from_torch(torch_small_resnet())
 
 
 def params_from_torch(model) -> Params:

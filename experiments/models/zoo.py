@@ -89,6 +89,39 @@ _SLIM_NAMES = {n for n, e in ZOO.items() if e.factories.get("torch", "").startsw
     "experiments.models.zoo:_slim_")}
 
 
+for _name, _desc, _end in (
+        ("resnet50_tv", "torchvision-style ResNet-50 (bottlenecks, 1x1/2 shortcuts), width 1/4",
+         "layer4"),
+        ("unet", "U-Net: 3 max-pool downsamplings, transposed-conv upsampling, skips",
+         None),
+        ("deeplab", "DeepLab-style: output stride 8, dilated stages, ASPP, bilinear upsampling",
+         None),
+        ("mobilenet_v2", "MobileNetV2-style: inverted residuals, depthwise 3x3, width 1/2",
+         "features")):
+    register(ZooEntry(_name, _desc, {"torch": f"experiments.models.zoo:_{_name}"},
+                      _TORCH_NCHW, {"torch": "NCHW"}, _end))
+
+
+def _resnet50_tv():
+    from experiments.models.torch_nets import ResNet
+    return ResNet(width=16, classes=1000)
+
+
+def _unet():
+    from experiments.models.torch_nets import UNet
+    return UNet(width=16)
+
+
+def _deeplab():
+    from experiments.models.torch_nets import DeepLab
+    return DeepLab(width=8)
+
+
+def _mobilenet_v2():
+    from experiments.models.torch_nets import MobileNetV2
+    return MobileNetV2(div=2, expand_max=6, classes=1000)
+
+
 def _convnext_t_quarter():
     from experiments.models.modern import convnext_t
     return convnext_t(width=0.25)
