@@ -126,6 +126,7 @@ class Graph:
             raise GraphError(f"{where}: has no inputs; only the graph input may")
         if any(n < 0 for n in node.shape):
             raise GraphError(f"{where}: negative size in shape {list(node.shape)}")
+        node = _fit_windows(node, self.nodes)
         for name, edge in zip(node.inputs, node.edges):
             parent = self.nodes.get(name)
             if parent is None:
@@ -164,10 +165,15 @@ class Graph:
             return name
         path = name.replace("/", ".")  # TF-slim style scopes: conv1/conv1_1
         # a module's output is the last node inside it, its submodules included (a block
-        # ending in `self.relu(out + identity)` ends with the node of path `block.relu`)
+        # ending in `self.relu(out + identity)` ends with the node of path `block.relu`);
+        # the last one the graph's output depends on, when there is one (a jaxpr keeps dead
+        # equations: jnp.pad(mode="reflect") computes a slice it never uses)
         inside = [n.name for n in self.nodes.values()
                   if n.path == path or n.path.startswith(path + ".")]
         if inside:
+            if self.output in self.nodes:
+                live = self.ancestors([self.output])
+                inside = [n for n in inside if n in live] or inside
             return inside[-1]
         close = sorted({n.path or n.name for n in self.nodes.values()
                         if name.lower() in (n.path or n.name).lower()})[:8]
@@ -185,6 +191,30 @@ class Graph:
                 seen.add(n)
                 stack.extend(self.nodes[n].inputs)
         return seen
+
+
+def _fit_windows(node: Node, nodes: dict[str, Node]) -> Node:
+    """Explicit reads that are exactly a sliding window's get that window, so r, S, P stay
+    defined through them whichever frontend built the map (a linear resize 8 -> 7 reads
+    {o, o+1}: kernel 2, stride 1; a gather of every other pixel: stride 2). Global maps stay
+    global."""
+    from .indexmaps import fit_window
+    edges, changed = [], False
+    for name, edge in zip(node.inputs, node.edges):
+        parent = nodes.get(name)
+        axes = list(edge.axes)
+        for j, m in enumerate(axes):
+            if (m is None or m.window is not None or m.explicit is None or m.kind == "global"
+                    or parent is None or not 0 <= m.src < len(parent.shape)
+                    or m.explicit.shape[0] != (node.shape[j] if j < len(node.shape) else -1)):
+                continue
+            w = fit_window(m.explicit, parent.shape[m.src])
+            if w is not None:
+                axes[j], changed = AxisMap(m.src, w, m.explicit, m.kind), True
+        edges.append(Edge(tuple(axes)))
+    if not changed:
+        return node
+    return Node(node.name, node.op, node.inputs, tuple(edges), node.shape, node.path, node.source)
 
 
 @contextmanager

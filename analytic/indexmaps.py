@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import SpecError
+from .geometry import Window
 from .limits import SMALLER, check_memory
 
 
@@ -35,6 +36,17 @@ def transposed(n_in: int, n_out: int, kernel: int, stride: int, dilation: int = 
     i = num // stride
     ok = (num % stride == 0) & (i >= 0) & (i < n_in)
     return np.where(ok, i, -1)
+
+
+def transposed_window(n_in: int, n_out: int, kernel: int, dilation: int = 1,
+                      pad_before: int = 0) -> Window:
+    """A stride-1 transposed convolution is a sliding window: output o reads inputs
+    ``o - (d*(k-1) - p) + m*d``, the same set :func:`transposed` gives, with r, S, P defined
+    (frameworks that write it as a convolution, JAX's ``conv_general_dilated`` without
+    ``lhs_dilation``, see exactly this window)."""
+    left = dilation * (kernel - 1) - pad_before
+    return Window(kernel=kernel, dilation=dilation,
+                  pad=(left, n_out - n_in - left + dilation * (kernel - 1)))
 
 
 def nearest(n_in: int, n_out: int, scale: float | None = None, exact: bool = False) -> np.ndarray:
@@ -116,3 +128,49 @@ def pixel_shuffle(n_in: int, factor: int) -> np.ndarray:
     """Pixel shuffle along one axis: output o reads input o // factor."""
     _guard(n_in * factor, 16, "a pixel shuffle")
     return (np.arange(n_in * factor) // factor)[:, None]
+
+
+def fit_window(reads: np.ndarray, n_in: int) -> Window | None:
+    """The :class:`Window` whose reads are exactly ``reads`` (as sets per row), or None.
+
+    Used where an op is not a window by construction (a constant matrix, a gather, a reshape,
+    an interpolation) but reads like one, so that r, S, P stay defined
+    (:meth:`analytic.graph.Graph.add` fits every explicit map, whatever the frontend).
+    """
+    rows = [sorted(set(int(v) for v in r if v >= 0)) for r in reads]
+    n_out = len(rows)
+    if n_out == 0:
+        return None
+    kernel = max(len(r) for r in rows)
+    if kernel == 0:
+        return None
+    gaps = [b - a for r in rows for a, b in zip(r, r[1:])]
+    dilation = min(gaps) if gaps else 1
+    full = [i for i, r in enumerate(rows) if len(r) == kernel]
+    if len(full) >= 2:
+        (i0, i1) = full[0], full[-1]
+        num = rows[i1][0] - rows[i0][0]
+        if i1 == i0 or num % (i1 - i0):
+            return None
+        stride = num // (i1 - i0)
+    else:
+        stride = 1 if n_out == 1 else None
+        if stride is None:  # one full row: take the stride from the row starts of neighbours
+            starts = [(i, r[0]) for i, r in enumerate(rows) if r]
+            diffs = {(b - a) // (j - i) for (i, a), (j, b) in zip(starts, starts[1:])
+                     if (b - a) % (j - i) == 0}
+            stride = max(diffs) if diffs else 1
+    if stride < 1:
+        return None
+    i0 = full[0]
+    before = i0 * stride - rows[i0][0]
+    after = (n_out - 1) * stride - before + (kernel - 1) * dilation + 1 - n_in
+    try:
+        w = Window(kernel=kernel, stride=stride, dilation=dilation, pad=(before, after))
+    except SpecError:
+        return None
+    mine = w.reads(n_in, n_out)
+    for r, m in zip(rows, mine):
+        if r != sorted(int(v) for v in m if v >= 0):
+            return None
+    return w

@@ -228,8 +228,11 @@ def conv_transpose(f: _Fields, parents: list[Node]):
         size = (n - 1) * s - b - e + d * (k - 1) + 1 + op
         if size < 1:
             raise f.fail("pad", f"output size on axis {a} would be {size}")
-        reads = indexmaps.transposed(n, size, k, s, d, b)
-        axes.append(AxisMap(a, None, reads, "transposed conv"))
+        if s == 1:
+            axes.append(AxisMap(a, indexmaps.transposed_window(n, size, k, d, b)))
+        else:
+            axes.append(AxisMap(a, None, indexmaps.transposed(n, size, k, s, d, b),
+                                "transposed conv"))
         shape.append(size)
     return (Edge(tuple(axes)),), tuple(shape)
 

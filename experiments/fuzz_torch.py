@@ -23,6 +23,7 @@ torch analysis vs the torch gradients is checked downstream of it.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -227,7 +228,11 @@ class Built:
     module of their own (compared through their user only). ``inexact``: node -> why the
     framework's forward op differs from the spec's definition there (downstream, the spec is
     not the model). ``grad_inexact``: node -> why the framework's gradient does not follow its
-    own forward there (downstream, gradients cannot judge)."""
+    own forward there (downstream, gradients cannot judge). ``context()``: entered around the
+    analysis and the oracle (JAX: float64 via ``jax.enable_x64``). ``composite``: nodes the
+    framework writes as several ops whose r, S, P differ by convention from the spec's single
+    op (``jnp.pad`` reflect/edge/wrap is slices and a concatenate, a misaligned merge where
+    the spec has one padding window): downstream, r, S, P are not compared (regions are)."""
 
     model: Any
     shape: tuple[int, ...]
@@ -236,6 +241,8 @@ class Built:
     fused: set[str] = field(default_factory=set)
     inexact: dict[str, str] = field(default_factory=dict)
     grad_inexact: dict[str, str] = field(default_factory=dict)
+    context: Callable[[], Any] = contextlib.nullcontext
+    composite: set[str] = field(default_factory=set)
 
 
 def build(desc: dict, seed: int = 0) -> Built:
@@ -281,16 +288,23 @@ def upsampling_ties(desc: dict) -> tuple[dict[str, str], dict[str, str]]:
             exact = [sorted(int(v) for v in row if v >= 0)
                      for row in ir.edges[0].axes[a].reads(n, m)]
             fwd, bwd = _axis_reads(up, in_shape, ir.shape, a)
-            where = f"{mode} {n}->{m} on axis {a}"
-            if fwd != exact and node["name"] not in forward:
-                o = next(i for i in range(m) if fwd[i] != exact[i])
-                forward[node["name"]] = (f"{where}: torch reads {fwd[o]} at position {o}, the "
-                                         f"exact definition {exact[o]}")
-            if bwd != fwd and node["name"] not in backward:
-                o = next(i for i in range(m) if bwd[i] != fwd[i])
-                backward[node["name"]] = (f"{where}: position {o} reads {fwd[o]} forward, its "
-                                          f"gradient goes to {bwd[o]}")
+            tie_notes(node, a, n, m, exact, fwd, bwd, forward, backward, "torch")
     return forward, backward
+
+
+def tie_notes(node: dict, a: int, n: int, m: int, exact: list, fwd: list, bwd: list,
+              forward: dict, backward: dict, who: str = "torch") -> None:
+    """Record the first position where a framework's forward reads differ from the exact
+    definition, and where its gradient differs from its forward."""
+    where = f"{node.get('mode', 'nearest')} {n}->{m} on axis {a}"
+    if fwd != exact and node["name"] not in forward:
+        o = next(i for i in range(m) if fwd[i] != exact[i])
+        forward[node["name"]] = (f"{where}: {who} reads {fwd[o]} at position {o}, the exact "
+                                 f"definition {exact[o]}")
+    if bwd != fwd and node["name"] not in backward:
+        o = next(i for i in range(m) if bwd[i] != fwd[i])
+        backward[node["name"]] = (f"{where}: position {o} reads {fwd[o]} forward, its "
+                                  f"gradient goes to {bwd[o]}")
 
 
 def _axis_reads(op: Callable, in_shape: tuple[int, ...], out_shape: tuple[int, ...],

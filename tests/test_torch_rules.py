@@ -64,6 +64,9 @@ case("conv_transpose", "2d-k3x4-s2x3-p1x0-op1x2-d2x1-groups",
      lambda: nn.ConvTranspose2d(2, 4, (3, 4), (2, 3), (1, 0), output_padding=(1, 2),
                                 groups=2, dilation=(2, 1)), (1, 2, 5, 4))
 case("conv_transpose", "3d-k2-s2", lambda: nn.ConvTranspose3d(2, 2, 2, 2), (1, 2, 3, 4, 3))
+case("conv_transpose", "2d-stride-1-is-a-window-k3x4-p2x1-d1x2-op0x1",
+     lambda: nn.ConvTranspose2d(2, 2, (3, 4), 1, (2, 1), (0, 1), dilation=(1, 2)), (1, 2, 8, 13),
+     rsp=True)
 
 # ---- pooling ----------------------------------------------------------------------------------
 case("pooling", "max2d-k3-s2-p1-ceil", lambda: nn.MaxPool2d(3, 2, 1, ceil_mode=True),

@@ -237,7 +237,11 @@ class Builder:
             a = xs[i].axis(d)
             if a is not None:
                 j = new_axis(1, self.origin[xs[i].node][a])
-                maps[j][i] = AxisMap(a, None, np.asarray(explicit).reshape(1, -1), kind)
+                explicit = np.asarray(explicit).reshape(1, -1)
+                # index 0 of a size-1 axis is the identity: r, S, P stay defined
+                maps[j][i] = AxisMap.identity(a) if (self.shape(xs[i].node)[a] == 1 and
+                                                     explicit.tolist() == [[0]]) else \
+                    AxisMap(a, None, explicit, kind)
         for i, x in enumerate(xs):
             used: set[int] = set()
             for a in self.phantoms(x):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import Window
+from ..indexmaps import fit_window
 
 Read = Window | np.ndarray  # how one output axis reads its source axis
 
@@ -79,51 +80,6 @@ def from_sets(rows: list[set[int]] | list[list[int]]) -> np.ndarray:
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
-
-
-def fit_window(reads: np.ndarray, n_in: int) -> Window | None:
-    """The :class:`Window` whose reads are exactly ``reads`` (as sets per row), or None.
-
-    Used where an op is not a window by construction (a constant matrix, a gather, a reshape)
-    but reads like one, so that r, S, P stay defined.
-    """
-    rows = [sorted(set(int(v) for v in r if v >= 0)) for r in reads]
-    n_out = len(rows)
-    if n_out == 0:
-        return None
-    kernel = max(len(r) for r in rows)
-    if kernel == 0:
-        return None
-    gaps = [b - a for r in rows for a, b in zip(r, r[1:])]
-    dilation = min(gaps) if gaps else 1
-    full = [i for i, r in enumerate(rows) if len(r) == kernel]
-    if len(full) >= 2:
-        (i0, i1) = full[0], full[-1]
-        num = rows[i1][0] - rows[i0][0]
-        if i1 == i0 or num % (i1 - i0):
-            return None
-        stride = num // (i1 - i0)
-    else:
-        stride = 1 if n_out == 1 else None
-        if stride is None:  # one full row: take the stride from the row starts of neighbours
-            starts = [(i, r[0]) for i, r in enumerate(rows) if r]
-            diffs = {(b - a) // (j - i) for (i, a), (j, b) in zip(starts, starts[1:])
-                     if (b - a) % (j - i) == 0}
-            stride = max(diffs) if diffs else 1
-    if stride < 1:
-        return None
-    i0 = full[0]
-    before = i0 * stride - rows[i0][0]
-    after = (n_out - 1) * stride - before + (kernel - 1) * dilation + 1 - n_in
-    try:
-        w = Window(kernel=kernel, stride=stride, dilation=dilation, pad=(before, after))
-    except Exception:
-        return None
-    mine = w.reads(n_in, n_out)
-    for r, m in zip(rows, mine):
-        if r != sorted(int(v) for v in m if v >= 0):
-            return None
-    return w
 
 
 def as_read(reads: np.ndarray, n_in: int) -> Read:

@@ -85,17 +85,40 @@ def reshape(op: Op) -> list[Value]:
 # ---- reductions ----------------------------------------------------------------------------
 
 def _reduce(op: Op, axes, n_arrays: int) -> list[Value]:
+    """Reduced spatial dims are global, except a size-1 one: it is read in place (its one
+    position need not see the whole input), as the PyTorch frontend and the spec's ``global``
+    read it. Each reduced spatial axis stays on the node as a size-1 axis (reading the whole
+    axis, or its one pixel), so that ``keepdims`` puts it back on its dimension and a later
+    window along that dimension (padding a pooled map) applies to it, as in PyTorch."""
     axes = {int(a) for a in axes}
     xs = [op.data(i) for i in range(len(op.inputs))]
     shape = op.out_shapes[0]
-    keep = [d for d in range(len(op.in_shape(0))) if d not in axes]
-    operands, reads = [], []
+    in_shape = op.in_shape(0)
+    keep = [d for d in range(len(in_shape)) if d not in axes]
+    operands, reads, pinned = [], [], []
     for i, x in enumerate(xs):
         if x is None:
             continue
         operands.append(x)
         reads.append([(d, None) for d in keep] if i < n_arrays else [None] * len(shape))
-    node = op.emit(operands, shape, reads, kind="global")
+        if i < n_arrays:
+            pinned += [(len(operands) - 1, d, np.arange(in_shape[d])[None, :])
+                       for d in sorted(axes)
+                       if x.axis(d) is not None and op.builder._simple_dim(x, d)]
+    node = op.emit(operands, shape, reads, pinned, kind="global")
+    if pinned:  # where the size-1 axes were, for a keepdims broadcast right after
+        b = op.builder
+        origins = b.origin[node.node]
+        held = set(node.axes())
+        slots = []
+        for i, d, _ in pinned:
+            x = operands[i]
+            o = b.origin[x.node][x.axis(d)]
+            j = next((j for j in range(len(origins)) if origins[j] == o and j not in held
+                      and j not in {s[0] for s in slots}), None)
+            if j is not None:
+                slots.append((j, d, len(in_shape)))
+        node = Data(node.node, node.dims, tuple(slots))
     return [node] * len(op.eqn.outvars)
 
 

@@ -101,10 +101,16 @@ class Weight:
 
 @dataclass(frozen=True)
 class Data:
-    """A view of IR node ``node``: per array dimension, its factors (see the module doc)."""
+    """A view of IR node ``node``: per array dimension, its factors (see the module doc).
+
+    ``slots``: where phantom size-1 axes were when a reduction removed their dimension,
+    ``(node axis, dimension, rank)``: a ``broadcast_in_dim`` straight after it that puts back
+    a size-1 dimension there (``keepdims=True``) re-attaches the axis, so windows along that
+    dimension apply to it (a 1-pixel map padded by a later convolution)."""
 
     node: str
     dims: tuple[Dim, ...]
+    slots: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -178,6 +184,11 @@ def broadcast_in_dim(x: Data, shape: Sequence[int], bdims: Sequence[int]) -> Dat
                 dims.append(((spatial[0], n, 0),))
                 continue
         dims.append(plain_dim(None, n))
+    held = {f[0] for d in dims for f in d if f[0] is not None}
+    for a, d, rank in x.slots:
+        if rank == len(shape) and d not in bdims and shape[d] == 1 and a not in held:
+            dims[d] = ((a, 1, 1),)
+            held.add(a)
     return Data(x.node, tuple(dims))
 
 

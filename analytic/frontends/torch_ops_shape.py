@@ -178,6 +178,8 @@ def select(call: OpCall) -> Any:
     d = int(call.args["dim"]) % nd
     i = int(call.args["index"]) % x.shape[d]
     maps = [same(o if o < d else o + 1) for o in range(nd - 1)]
+    if x.shape[d] == 1:  # index 0 of a size-1 dim: the identity (r, S, P stay defined)
+        return {x.key: (*maps, window(d, Window(), "select"))}
     return {x.key: (*maps, reads(d, np.array([[i]]), "select"))}
 
 

@@ -78,7 +78,8 @@ def convolution(call: OpCall) -> Any:
                           "conv_transpose3d.input"))
 def conv_transpose(call: OpCall) -> Any:
     """Transposed convolution: output o reads input i where o = i*stride - padding + m*dilation
-    (explicit reads: not an integer-stride window, so r, S, P are undefined after it)."""
+    (explicit reads: not an integer-stride window, so r, S, P are undefined after it; with
+    stride 1 it is a sliding window, with r, S, P)."""
     kernel = tuple(call.shape(call.args["weight"])[2:])
     nd = len(kernel)
     x, first = _window_dims(call, "input", nd)
@@ -87,6 +88,10 @@ def conv_transpose(call: OpCall) -> Any:
     dims: dict[int, Any] = {}
     for i in range(nd):
         d = first + i
+        if stride[i] == 1:
+            dims[d] = window(d, indexmaps.transposed_window(x.shape[d], call.out_shape[d],
+                                                            kernel[i], dilation[i], padding[i]))
+            continue
         idx = indexmaps.transposed(x.shape[d], call.out_shape[d], kernel[i], stride[i],
                                    dilation[i], padding[i])
         dims[d] = reads(d, idx, "transposed conv")
