@@ -84,11 +84,13 @@ def build(desc: dict, seed: int = 0) -> Built:
             return support_boxes(probe, shape)
     composite = {n["name"] for n in desc["nodes"]
                  if n["op"] == "pad" and n.get("mode", "constant") != "constant"}
-    views = {n["name"] for n in desc["nodes"] if n["op"] in ("pixel_shuffle", "pixel_unshuffle")
-             or (n["op"] == "pad" and n.get("mode", "constant") != "constant"
-                 and not any(b or a for b, a in _pads(n, ndim)))}  # jnp.pad by 0: no op
+    views = {n["name"] for n in desc["nodes"] if n["op"] in ("pixel_shuffle", "pixel_unshuffle")}
+    no_op = {n["name"] for n in desc["nodes"]  # jnp.pad by 0 returns its input: no node
+             if n["op"] == "pad" and n.get("mode", "constant") != "constant"
+             and not any(b or a for b, a in _pads(n, ndim))}
     return Built(fn, shape, oracle, {"layout": LAYOUTS[ndim], "example_inputs": example},
-                 views, forward, backward, context=x64, composite=composite)
+                 views | no_op, forward, backward, context=x64, composite=composite,
+                 views=views)
 
 
 # ---- the function ---------------------------------------------------------------------------

@@ -232,7 +232,10 @@ class Built:
     analysis and the oracle (JAX: float64 via ``jax.enable_x64``). ``composite``: nodes the
     framework writes as several ops whose r, S, P differ by convention from the spec's single
     op (``jnp.pad`` reflect/edge/wrap is slices and a concatenate, a misaligned merge where
-    the spec has one padding window): downstream, r, S, P are not compared (regions are)."""
+    the spec has one padding window): downstream, r, S, P are not compared (regions are).
+    ``views``: nodes written as pure views (JAX reshape + transpose); downstream, a node the
+    frontend holds in the merged layout (its IR axes are the underlying ones, not the array's)
+    is not compared by name; the output and the gradients still are."""
 
     model: Any
     shape: tuple[int, ...]
@@ -243,6 +246,7 @@ class Built:
     grad_inexact: dict[str, str] = field(default_factory=dict)
     context: Callable[[], Any] = contextlib.nullcontext
     composite: set[str] = field(default_factory=set)
+    views: set[str] = field(default_factory=set)
 
 
 def build(desc: dict, seed: int = 0) -> Built:
