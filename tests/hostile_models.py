@@ -36,3 +36,17 @@ linear = nn.Linear(8, 4)  # input (N, F): no spatial dims
 branchy = Branchy()
 crop = Crop()
 spectral = Spectral()
+
+
+class NaNGrad(nn.Module):
+    """sqrt of values that can be negative: NaN gradients for some units and samples."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return torch.sqrt(self.conv(x))
+
+
+nan_grad = NaNGrad()

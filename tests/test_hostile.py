@@ -2,6 +2,7 @@
 exit code 1, nothing on stdout and no output file. docs/errors.md lists these messages."""
 
 import json
+import re
 
 import pytest
 
@@ -195,3 +196,15 @@ def test_a_crashing_user_rule_names_itself_and_the_node():
     with pytest.raises(CaptureError, match=r"the rule 'boom' failed on node relu \(aten\.relu"
                        r"\.default.*\): ZeroDivisionError: division by zero"):
         analyze(torch.nn.ReLU(), (1, 2, 5, 5), rules={torch.ops.aten.relu.default: boom})
+
+
+def test_nan_gradients_are_flagged_not_averaged(capsys, tmp_path):
+    """erf measure: gradients with NaN/inf entries are left out of the averages and counted."""
+    out = tmp_path / "m"
+    code, stdout, _ = erf(capsys, "measure", "hostile_models:nan_grad", "--input-shape",
+                          "1,3,8,8", "--units", "grid:2", "--samples", "2", "--out", out)
+    assert code == 0
+    assert re.search(r"WARNING: \d+ \(unit, sample\) gradients had NaN/inf entries and were "
+                     r"left out", stdout)
+    result = json.loads((out / "results.json").read_text())
+    assert result["nonfinite"] > 0
