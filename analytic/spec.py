@@ -299,8 +299,12 @@ def slice_(f: _Fields, parents: list[Node]):
 
 @_op("global")
 def global_(f: _Fields, parents: list[Node]):
+    """Global pooling: every axis reduced to size 1. An axis that already has size 1 is read in
+    place (a kernel-1 window, as the frameworks' reductions over a kept size-1 dim are): its
+    one position need not see the whole input, so r, S, P stay defined there."""
     parent = _one_input(f, parents)
-    axes = tuple(AxisMap.whole(a, n, 1) for a, n in enumerate(parent.shape))
+    axes = tuple(AxisMap(a, Window(), None, "global") if n == 1 else AxisMap.whole(a, n, 1)
+                 for a, n in enumerate(parent.shape))
     return (Edge(axes),), (1,) * f.ndim
 
 
@@ -340,7 +344,12 @@ def load_spec(source: str | Path | dict, input_shape: Sequence[int] | None = Non
             raise SpecError(f"{where}: unknown spec format {path.suffix!r}; use .json or .toml")
         raw = parse_spec_text(path.read_text(), fmt, where)
     with paused_gc():
-        return _build(raw, input_shape, where)
+        try:
+            return _build(raw, input_shape, where)
+        except SpecError as e:  # node and field errors: name the file too
+            if where == "spec" or str(e).startswith(where):
+                raise
+            raise type(e)(f"{where}: {e}") from None
 
 
 def _build(raw: Any, input_shape: Sequence[int] | None, where: str) -> Graph:

@@ -185,3 +185,13 @@ def test_nothing_unpickles():
                 bad += [f"{path.relative_to(root)}: {m.group(0)}"
                         for m in re.finditer(pattern, text)]
     assert not bad, bad
+
+
+def test_a_crashing_user_rule_names_itself_and_the_node():
+    from analytic import CaptureError, analyze
+
+    def boom(call):
+        return 1 / 0
+    with pytest.raises(CaptureError, match=r"the rule 'boom' failed on node relu \(aten\.relu"
+                       r"\.default.*\): ZeroDivisionError: division by zero"):
+        analyze(torch.nn.ReLU(), (1, 2, 5, 5), rules={torch.ops.aten.relu.default: boom})

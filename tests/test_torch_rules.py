@@ -368,12 +368,20 @@ def test_every_rule_has_a_case():
     assert not missing, f"rules without a test case: {sorted(missing)}"
 
 
-def test_global_pool_on_1_pixel_axis_says_global():
-    """Global pooling is global on every axis, a 1-pixel one too (as the spec's ``global``)."""
-    from analytic import analyze_graph
+@pytest.mark.parametrize("capture_with", ["fast", "export"])
+def test_global_pool_reads_a_1_pixel_axis_in_place(capture_with):
+    """Global pooling of a 1-pixel axis reads that pixel: r, S, P stay those of its input
+    (not 'global': the pixel need not see the whole input), with both captures and as the
+    spec's ``global`` says."""
+    from analytic import analyze, analyze_graph
     from analytic.frontends.torch import capture
-    a = analyze_graph(capture(nn.AdaptiveAvgPool2d(1), (1, 2, 1, 6)))
-    assert [r.note for r in a.node().rf] == ["global", "global"]
+    model = seq(nn.Conv2d(2, 2, (3, 1), stride=(4, 1)), nn.AdaptiveAvgPool2d(1))
+    a = analyze_graph(capture(model, (1, 2, 12, 1), capture=capture_with))
+    assert [r.note for r in a.node().rf] == ["global", ""] and a.size[1] == 1
+    spec = analyze({"input": [12, 1], "nodes": [
+        {"name": "c", "op": "conv", "inputs": ["input"], "kernel": [3, 1], "stride": [4, 1]},
+        {"name": "g", "op": "global", "inputs": ["c"]}]})
+    assert [r.note for r in spec.node().rf] == ["global", ""] and spec.size[1] == 1
 
 
 def test_global_ops_say_global():

@@ -130,15 +130,15 @@ def _nd(call: OpCall) -> int:
                           "adaptive_max_pool2d.default", "adaptive_max_pool3d.default"))
 def adaptive_pooling(call: OpCall) -> Any:
     """Adaptive pooling: bin i reads [floor(i*n/out), ceil((i+1)*n/out)); global when out is
-    1 (also on a 1-pixel axis: a reduction, like ``mean`` over a size-1 dim and the spec's
-    ``global``), a window when out divides n, explicit bins otherwise."""
+    1 and n > 1, a window when out divides n (a 1-pixel axis is read in place, as reductions
+    and the spec's ``global`` read it), explicit bins otherwise."""
     nd = len(call.args["output_size"])
     x, first = _window_dims(call, "self", nd)
     dims: dict[int, Any] = {}
     for i in range(nd):
         d = first + i
         n, m = x.shape[d], call.out_shape[d]
-        if m == 1:
+        if m == 1 and n > 1:
             dims[d] = whole(d)
         elif n % m == 0:
             dims[d] = window(d, Window(kernel=n // m, stride=n // m))
