@@ -164,8 +164,8 @@ _REDUCTIONS = (
 
 @RULES.register(*aten_ops(*_REDUCTIONS))
 def reduction(call: OpCall) -> Any:
-    """Reductions over dims (sum, mean, max, var, norm, ...): global along the reduced dims,
-    1-pixel dims included (as adaptive pooling to 1 and the spec's ``global`` op are)."""
+    """Reductions over dims (sum, mean, max, var, norm, ...): global along the reduced dims
+    (a kept dim of size 1 is read in place, as adaptive pooling to 1 of a size-1 dim is)."""
     x = call.inputs[0]
     nd = len(x.shape)
     dims = call.args.get("dim")
@@ -181,7 +181,7 @@ def reduction(call: OpCall) -> Any:
         if shape is None:
             results.append(None)
             continue
-        maps = [whole(d) if d in reduced else same(d)
+        maps = [whole(d) if d in reduced and not (keepdim and x.shape[d] == 1) else same(d)
                 for d in range(nd) if keepdim or d not in reduced]
         if len(maps) != len(shape):
             raise RuleError(f"reduction to shape {list(shape)} from {list(x.shape)}")
