@@ -89,12 +89,7 @@ def check_target(text: str) -> None:
             raise SpecError(f"spec file {text} does not exist")
         return
     if ":" in text:
-        module_name, _, attr = text.partition(":")
-        obj: Any = _import(module_name, text)
-        for part in attr.split("."):
-            if not hasattr(obj, part):
-                raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
-            obj = getattr(obj, part)
+        _resolve_attr(text)
         return
     from experiments.models import zoo
     if text not in zoo.ZOO:
@@ -116,13 +111,19 @@ def _import(module_name: str, text: str) -> Any:
                         "Is it on PYTHONPATH (run from the project directory)?") from None
 
 
-def _load_attr(text: str, framework: str | None) -> Target:
+def _resolve_attr(text: str) -> Any:
+    """The object ``package.module:attr`` names (importing the module runs its code)."""
     module_name, _, attr = text.partition(":")
     obj: Any = _import(module_name, text)
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise SpecError(f"module {module_name!r} has no attribute {attr!r}")
         obj = getattr(obj, part)
+    return obj
+
+
+def _load_attr(text: str, framework: str | None) -> Target:
+    obj = _resolve_attr(text)
     if inspect.isclass(obj) or (callable(obj) and not _is_module(obj) and _no_arguments(obj)):
         obj = _call_factory(obj, text)
     fw = framework or ("torch" if _is_module(obj) else "jax")

@@ -89,6 +89,8 @@ def capture(target: Any, input_shape: Sequence[int] | None = None, example_input
                         "known: layout, call_kwargs")
     x = _example(input_shape, example_inputs)
     fn, params, root = _callable(target, x, call_kwargs or {})
+    if example_inputs is None and params is not None:
+        x = jax.ShapeDtypeStruct(x.shape, _param_dtype(params, x.dtype))
     layout = layout or default_layout(len(x.shape))
     dims, spatial = _input_dims(layout, tuple(x.shape))
     args = (x,) if params is None else (params, x)
@@ -127,6 +129,16 @@ def _example(input_shape, example_inputs):
                         "example_inputs")
     # the default float dtype: float32, or float64 under jax_enable_x64
     return jax.ShapeDtypeStruct(tuple(int(n) for n in input_shape), jax.numpy.result_type(float))
+
+
+def _param_dtype(params: Any, default: Any) -> Any:
+    """The input dtype that fits the params: their first floating dtype (so float32 weights
+    get a float32 input even when jax_enable_x64 makes float64 the default), else default."""
+    for leaf in jax.tree_util.tree_leaves(params):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and jax.numpy.issubdtype(dtype, jax.numpy.floating):
+            return dtype
+    return default
 
 
 def _flax_module(obj: Any) -> bool:

@@ -59,12 +59,17 @@ def _slim(name: str) -> str:
     return f"experiments.models.zoo:_slim_{name}"
 
 
+_SLIM_JAX = ("alexnet_v2", "vgg_16", "mobilenet_v1", "resnet_v1_50", "inception_v3")
 for _name in ("alexnet_v2", "vgg_a", "vgg_16", "mobilenet_v1", "mobilenet_v1_075",
               "resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v1_200",
               "resnet_v2_50", "resnet_v2_101", "resnet_v2_152", "resnet_v2_200",
               "inception_v2", "inception_v3", "inception_v4", "inception_resnet_v2"):
+    _jax = _name in _SLIM_JAX  # JAX twins (experiments/models/slim_jax.py, width 1/8, NHWC)
     register(ZooEntry(_name, f"TF-slim {_name} (random init, TF 'SAME' padding emulated)",
-                      {"torch": _slim(_name)}, _TORCH_NCHW, {"torch": "NCHW"},
+                      {"torch": _slim(_name),
+                       **({"jax": f"experiments.models.slim_jax:{_name}"} if _jax else {})},
+                      {**_TORCH_NCHW, **({"jax": (1, 224, 224, 3)} if _jax else {})},
+                      {"torch": "NCHW", **({"jax": "NHWC"} if _jax else {})},
                       None))  # end-point: experiments.models.slim.PAPER_ENDPOINT, filled lazily
 
 
