@@ -24,7 +24,8 @@ How each spec op is written in JAX:
 - ``pixel_shuffle`` / ``pixel_unshuffle``: reshape + transpose (channel order as PyTorch).
   Views make no node in the JAX frontend (the spatial axes ride inside the merged dims until
   an op reads them), so these nodes are not compared by name (``Built.fused``): their users
-  and the output are. The same for ``jnp.pad`` by zero amounts, which returns its input;
+  and the output are. The same for ``jnp.pad`` by zero amounts and ``jax.image.resize`` to the
+  same size, which return their input;
 - ``slice``: ``lax.slice``; ``concat``: ``jnp.concatenate`` (channel: then a 1x1 conv);
   ``global``: ``jnp.mean`` over the spatial dims.
 
@@ -70,6 +71,7 @@ def x64():
 
 def build(desc: dict, seed: int = 0) -> Built:
     """The description as a float64 JAX function with positive weights, and its oracle."""
+    from analytic.spec import load_spec
     ndim = len(desc["input"])
     shape = (1, CHANNELS, *desc["input"])
     with x64():
@@ -85,9 +87,12 @@ def build(desc: dict, seed: int = 0) -> Built:
     composite = {n["name"] for n in desc["nodes"]
                  if n["op"] == "pad" and n.get("mode", "constant") != "constant"}
     views = {n["name"] for n in desc["nodes"] if n["op"] in ("pixel_shuffle", "pixel_unshuffle")}
-    no_op = {n["name"] for n in desc["nodes"]  # jnp.pad by 0 returns its input: no node
-             if n["op"] == "pad" and n.get("mode", "constant") != "constant"
-             and not any(b or a for b, a in _pads(n, ndim))}
+    graph = load_spec(desc)
+    no_op = {n["name"] for n in desc["nodes"]  # these return their input: no node
+             if (n["op"] == "pad" and n.get("mode", "constant") != "constant"
+                 and not any(b or a for b, a in _pads(n, ndim)))
+             or (n["op"] == "upsample" and _resized(n)
+                 and graph[n["name"]].shape == graph[n["inputs"][0]].shape)}
     return Built(fn, shape, oracle, {"layout": LAYOUTS[ndim], "example_inputs": example},
                  views | no_op, forward, backward, context=x64, composite=composite,
                  views=views)
@@ -218,14 +223,20 @@ def _pool(node: dict, ndim: int, x: jnp.ndarray, probe: bool) -> jnp.ndarray:
     return y[(slice(None), slice(None), *[slice(0, m) for m in outs])]
 
 
+def _resized(node: dict) -> bool:
+    """Whether the node is written with ``jax.image.resize``."""
+    mode = node.get("mode", "nearest")
+    return mode == "nearest-exact" or (mode in ("linear", "bilinear")
+                                       and not node.get("align_corners", False))
+
+
 def _upsample(node: dict, ndim: int, x: jnp.ndarray) -> jnp.ndarray:
     mode = node.get("mode", "nearest")
     size = _per_axis(node, "size", ndim, 1)
     align = node.get("align_corners", False)
-    if mode == "nearest-exact":
-        return jax.image.resize(x, (*x.shape[:2], *size), "nearest")
-    if mode in ("linear", "bilinear") and not align:
-        return jax.image.resize(x, (*x.shape[:2], *size), "linear", antialias=False)
+    if _resized(node):
+        method = "nearest" if mode == "nearest-exact" else "linear"
+        return jax.image.resize(x, (*x.shape[:2], *size), method, antialias=False)
     for a, m in enumerate(size):  # exact maps, one axis at a time
         n = x.shape[2 + a]
         if mode == "nearest":
