@@ -233,7 +233,6 @@ def _resized(node: dict) -> bool:
 def _upsample(node: dict, ndim: int, x: jnp.ndarray) -> jnp.ndarray:
     mode = node.get("mode", "nearest")
     size = _per_axis(node, "size", ndim, 1)
-    align = node.get("align_corners", False)
     if _resized(node):
         method = "nearest" if mode == "nearest-exact" else "linear"
         return jax.image.resize(x, (*x.shape[:2], *size), method, antialias=False)
