@@ -133,3 +133,31 @@ def test_float_ties_are_classified_not_hidden(desc, kind, note):
     built = fuzz._builders()["torch"](desc)
     assert bool(built.grad_inexact) == (kind == "grad")
     assert bool(built.inexact) == (kind == "forward")
+
+
+FOUND = {  # minimal specs of disagreements the long runs found, fixed at their root
+    "global-then-padded-conv-along-1-pixel-axis": {"input": [9, 1], "nodes": [
+        {"name": "n0", "op": "global", "inputs": ["input"]},
+        {"name": "n1", "op": "conv", "inputs": ["n0"], "kernel": [2, 1], "stride": [3, 1],
+         "dilation": [1, 2], "pad": [[2, 2], [1, 1]]}]},
+    "global-of-1-pixel-axis-in-place": {"input": [3, 2], "nodes": [
+        {"name": "n1", "op": "slice", "inputs": ["input"], "start": [1, 0], "step": [2, 1]},
+        {"name": "n2", "op": "global", "inputs": ["n1"]}]},
+    "reflect-pad-path-is-its-live-node": {"input": [16], "nodes": [
+        {"name": "n8", "op": "pad", "inputs": ["input"], "pad": [[2, 0]], "mode": "reflect"}]},
+    "stride-1-transposed-conv-is-a-window": {"input": [19], "nodes": [
+        {"name": "n10", "op": "conv_transpose", "inputs": ["input"], "kernel": [4],
+         "stride": [1], "dilation": [1], "pad": [[1, 1]], "output_padding": [0]}]},
+    "linear-resize-8-to-7-is-a-window": {"input": [1, 8], "nodes": [
+        {"name": "n1", "op": "upsample", "inputs": ["input"], "mode": "bilinear",
+         "size": [3, 7], "align_corners": False}]},
+    "pixel-shuffle-then-add": {"input": [2, 3], "nodes": [
+        {"name": "n1", "op": "pixel_shuffle", "inputs": ["input"], "factor": 2},
+        {"name": "n2", "op": "add", "inputs": ["n1", "n1"]}]},
+}
+
+
+@pytest.mark.parametrize("framework", frameworks())
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_found_by_the_fuzz(name, framework):
+    assert fuzz.check_description(FOUND[name], (framework,)) is None
