@@ -516,7 +516,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--framework", choices=("torch", "jax", "both"), default="both")
     parser.add_argument("--out", default=None, help="write a JSON report here")
+    parser.add_argument("--capture", choices=("auto", "fast", "export"), default="auto",
+                        help="PyTorch frontend capture (default: auto = fast, export fallback)")
     args = parser.parse_args(argv)
+    if args.capture != "auto":
+        from experiments import fuzz_torch
+        fuzz_torch.CAPTURE = args.capture
     frameworks = ("torch", "jax") if args.framework == "both" else (args.framework,)
     missing = [fw for fw in frameworks if fw not in _builders()]
     if missing:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 CHANNELS = 2
+CAPTURE = "auto"  # the PyTorch frontend's capture: auto (fast, export as fallback) | export
 
 
 def _torch_pad(pads: list[list[int]]) -> list[int]:
@@ -262,8 +263,8 @@ def build(desc: dict, seed: int = 0) -> Built:
         return support_boxes(probe, shape)
     example = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     forward, backward = upsampling_ties(desc)
-    return Built(model, shape, oracle, {"example_inputs": example}, fused_pads(desc), forward,
-                 backward)
+    return Built(model, shape, oracle, {"example_inputs": example, "capture": CAPTURE},
+                 fused_pads(desc), forward, backward)
 
 
 def upsampling_ties(desc: dict) -> tuple[dict[str, str], dict[str, str]]:
