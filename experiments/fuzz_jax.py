@@ -13,7 +13,9 @@ How each spec op is written in JAX:
   ``feature_group_count`` 2 where ``fuzz_torch.groups`` says so; ``conv_transpose``: the same
   with ``lhs_dilation`` = stride and padding ``d*(k-1) - p`` (+ output padding after);
 - ``pool``: ``lax.reduce_window`` max with -inf padding (ceil mode as extra right padding);
-  the oracle's probe sums over the same windows (0 padding), as ``mul`` is probed as ``add``;
+  the oracle's probe sums over the same windows (0 padding) with a depthwise ones convolution
+  (XLA's jitted gradient of a window-dilated ``reduce_window`` sum is wrong on CPU: a window
+  that reads only padding passes gradient to the input), as ``mul`` is probed as ``add``;
 - ``pad``: ``lax.pad`` (constant, negative = crop), ``jnp.pad`` reflect / edge / wrap;
 - ``upsample``: ``jax.image.resize`` where its semantics are the spec's: JAX ``nearest`` is
   half-pixel, i.e. spec ``nearest-exact``; ``linear`` with ``antialias=False`` is spec
@@ -214,9 +216,15 @@ def _pool(node: dict, ndim: int, x: jnp.ndarray, probe: bool) -> jnp.ndarray:
     for n, kk, ss, dd, (b, a) in zip(x.shape[2:], k, s, d, _pads(node, ndim)):
         out = Window(kernel=kk, stride=ss, dilation=dd, pad=(b, a)).out_size(n, ceil)
         pads.append((b, max(a, (out - 1) * ss + dd * (kk - 1) + 1 - n - b)))
-    init, fn = (0.0, lax.add) if probe else (-jnp.inf, lax.max)
-    y = lax.reduce_window(x, jnp.asarray(init, x.dtype), fn, (1, 1, *k), (1, 1, *s),
-                          [(0, 0), (0, 0), *pads], window_dilation=(1, 1, *d))
+    if probe:  # a sum over the same windows, as a depthwise convolution with a ones kernel:
+        # XLA's jitted gradient of a window-dilated reduce_window sum is wrong on CPU (a window
+        # that reads only padding passes gradient to the input), the convolution's is not
+        ones = jnp.ones((x.shape[1], 1, *k), x.dtype)
+        y = _conv(x, {"w": ones, "b": jnp.zeros(x.shape[1], x.dtype)}, ndim, tuple(s), pads,
+                  tuple(d), groups=x.shape[1])
+    else:
+        y = lax.reduce_window(x, jnp.asarray(-jnp.inf, x.dtype), lax.max, (1, 1, *k),
+                              (1, 1, *s), [(0, 0), (0, 0), *pads], window_dilation=(1, 1, *d))
     # ceil mode: the extra right padding may allow one window too many; keep the spec's count
     outs = [Window(kernel=kk, stride=ss, dilation=dd, pad=tuple(q)).out_size(n, ceil)
             for n, kk, ss, dd, q in zip(x.shape[2:], k, s, d, _pads(node, ndim))]
