@@ -71,7 +71,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
     result = measure(target.obj, shape, output=args.output, units=parse_units(args.units),
                      samples=args.samples, seed=args.seed, device=args.device,
                      framework=target.framework, init=args.init, input_dist=args.input_dist,
-                     chunk=args.chunk, pack=args.pack, layout=target.layout,
+                     chunk=args.chunk, pack=args.pack, crop=args.crop, layout=target.layout,
                      variants=tuple(v for v in args.variants.split(",") if v),
                      progress=not args.quiet and sys.stderr.isatty())
     result.settings["model"] = target.name
@@ -101,6 +101,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="directory for the results")
     p.add_argument("--pack", action="store_true", help="share backward passes between units "
                    "with disjoint exact regions")
+    p.add_argument("--crop", action="store_true", help="measure each unit on a crop of the "
+                   "input holding its exact region (exact; checked at the crop size, falls "
+                   "back to the full input and says why where padding depends on the size)")
     p.add_argument("--variants", default="abs", help="comma list of abs, signed, squared")
     p.set_defaults(func=cmd_measure)
 

@@ -1,175 +1,163 @@
-"""Crop measurement: a unit's gradient from a forward/backward on a crop holding its region.
+"""Crop measurement: a unit's gradient from a forward and backward pass on a crop of the input
+that holds the unit's exact region, placed back into a full-size map.
 
-A unit depends on no input outside its exact region (``analytic``), so its input gradient can
-be computed on a crop of the input that contains the region, then placed back into a
-full-size map. It is exact when the crop offset is a multiple of the end-point's effective
-stride S (every intermediate index keeps its phase) and nothing in the net depends on the
-input size. The crop size here is the same for every interior unit (the region's size
-rounded up to a multiple of S), so many crops go through one batched forward and backward
-(crops of one shape stacked along the batch: each batch entry carries its own one-hot
-cotangent): cost per unit ~ region area instead of image area.
+A unit depends on no input outside its exact region (``analytic``), so its input gradient on
+the full input equals the gradient on any crop that contains the region, provided every
+intermediate position keeps its phase and nothing depends on the input size. The plan here:
 
-Refusal (``CropRefused``, unless ``force``): the end-point has no integer S or is global, or
-the analysis at a crop's size differs from the full one for a unit (r, S, P of the end-point,
-or the unit's exact region shifted by the crop offset): TF 'SAME' padding through ``F.pad``
-computed at forward time, adaptive pooling and size-dependent upsampling all show up there
-(that is :func:`analytic.size_dependence`'s test, done at the sizes actually used).
+- crop starts are multiples of ``L`` per axis, the lcm of the integer strides of every node
+  the end-point depends on (and of the downsampling factor of ancestors without a stride), so
+  every intermediate grid keeps its phase;
+- interior crops have one size (the region plus ``L - 1``, rounded up to a multiple of L), so
+  many crops go through one forward and one backward pass stacked along the batch axis (each
+  batch entry carries its own unit's impulse); a crop never leaves the input, and a unit at
+  the border keeps the real border inside its crop;
+- before any crop is used, the model is analysed at each crop size and the end-point's r, S,
+  P and every cropped unit's exact region (shifted by the crop's start) must equal the full
+  input's: TF 'SAME' padding computed at forward time, ``ceil_mode`` windows at the border,
+  adaptive pooling, size-dependent resizing and global ops all show up there. Any difference
+  refuses cropping for the whole measurement, with the reason, and every unit is measured on
+  the full input instead.
+
+Units whose crop would be the whole input gain nothing and go through the full-input path
+(where packing applies).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from analytic import analyze
 from analytic.errors import ErfError
-
-
-class CropRefused(ErfError):
-    """Cropping would not be exact for this model / end-point; the message says why."""
 
 
 @dataclass
 class CropPlan:
-    """Per unit: crop start (input coordinates) and its position inside the crop."""
+    """Which units are measured on crops, and where: one entry per cropped unit."""
 
-    starts: np.ndarray  # (k, D)
-    sizes: np.ndarray  # (k, D) crop sizes
-    inner: np.ndarray  # (k, D) unit position in the crop's end-point coordinates
-    stride: tuple[int, ...]
-    checked: dict = field(default_factory=dict)  # crop shape -> "ok" or the refusal
+    units: np.ndarray  # (k,) indices into Setup.units
+    starts: np.ndarray  # (k, D) crop start in input coordinates
+    shape_of: np.ndarray  # (k,) index into shapes
+    inner: np.ndarray  # (k, D) the unit's position at the crop's end-point
+    shapes: list[tuple[int, ...]] = field(default_factory=list)  # crop spatial sizes
+    node_shapes: list[tuple[int, ...]] = field(default_factory=list)  # end-point at each size
+    full: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # not cropped
+    multiple: tuple[int, ...] = ()
+    refused: str | None = None
+
+    def describe(self) -> dict:
+        """JSON-ready summary for the settings."""
+        return {"cropped_units": int(len(self.units)), "full_units": int(len(self.full)),
+                "crop_shapes": [list(s) for s in self.shapes],
+                "start_multiple": list(self.multiple), "refused": self.refused}
 
 
-def plan(analysis: Any, units: np.ndarray, input_spatial: Sequence[int]) -> CropPlan:
-    """Crops for ``units`` of the analysis' end-point (see the module doc)."""
+def phase_multiple(analysis: Any) -> tuple[int, ...] | str:
+    """Per input axis, the lcm of the strides of every node the end-point depends on (see the
+    module doc); a string saying why when there is none."""
+    graph, out = analysis.graph, analysis.output
+    spatial = analysis.input_shape
+    multiple = [1] * len(spatial)
+    for name in graph.ancestors([out]):
+        row = analysis.node(name)
+        if row.is_global:
+            return f"node {name} ({row.path or row.op}) reads the whole input"
+        for a, rf in enumerate(row.rf):
+            if rf.stride is not None:
+                multiple[a] = math.lcm(multiple[a], int(rf.stride))
+            elif len(row.shape) == len(spatial) and row.shape[a] < spatial[a]:
+                ratio = spatial[a] / max(row.shape[a], 1)  # downsampled by a non-window op
+                multiple[a] = math.lcm(multiple[a], max(1, round(ratio)))
+    return tuple(multiple)
+
+
+def plan(analysis: Any, units: np.ndarray, boxes: np.ndarray) -> CropPlan:
+    """Crop starts and sizes for ``units`` (end-point positions, with their clipped exact
+    ``boxes`` (k, D, 2)); no model is run here (see :func:`verify`)."""
     node = analysis.node()
-    if node.is_global or any(s is None for s in node.stride) or \
-            any(r is None for r in node.size) or len(node.shape) != len(input_spatial):
-        raise CropRefused(f"end-point {node.path or node.name}: r, S undefined or global "
-                          f"(r={node.size}, S={node.stride}); every unit reads the whole input")
+    spatial = np.asarray(analysis.input_shape, np.int64)
+    k, d = len(units), len(spatial)
+    none = CropPlan(np.zeros(0, np.int64), np.zeros((0, d), np.int64), np.zeros(0, np.int64),
+                    np.zeros((0, d), np.int64), full=np.arange(k))
+    if node.is_global or any(v is None for v in (*node.size, *node.stride)):
+        none.refused = (f"the end-point {node.path or node.name} has no sliding-window "
+                        f"geometry (r={list(node.size)}, S={list(node.stride)}): every unit "
+                        "may read the whole input")
+        return none
+    if len(node.shape) != d:
+        none.refused = (f"the end-point has {len(node.shape)} spatial axes and the input {d}: "
+                        "crops need one end-point axis per input axis")
+        return none
+    multiple = phase_multiple(analysis)
+    if isinstance(multiple, str):
+        none.refused = multiple
+        return none
+    L = np.asarray(multiple, np.int64)
     S = np.asarray(node.stride, np.int64)
     r = np.asarray(node.size, np.int64)
-    n = np.asarray(input_spatial, np.int64)
-    boxes = analysis.regions()
-    units = np.asarray(units, np.int64).reshape(len(units), -1)
-    lo = np.stack([boxes.lo[(slice(None), *u)] for u in units])
-    hi = np.stack([boxes.hi[(slice(None), *u)] for u in units])
-    size = np.minimum(-(-(r + S) // S) * S, n)  # region + one stride of slack, in strides
-    start = (lo // S) * S
-    start = np.where(start + size > n, np.maximum(n - size, 0) // S * S, start)
-    stop = np.minimum(np.maximum(start + size, hi + 1), n)
-    sizes = stop - start
-    if np.any(start > lo) or np.any(stop <= hi):
-        raise CropRefused("a unit's region does not fit a stride-aligned crop")
-    return CropPlan(start, sizes, units - start // S, tuple(int(s) for s in S))
+    size = np.minimum(-(-(r + L - 1) // L) * L, spatial)
+    lo, hi = boxes[:, :, 0].astype(np.int64), boxes[:, :, 1].astype(np.int64)
+    empty = np.any(lo > hi, axis=1)
+    start = (np.maximum(lo, 0) // L) * L
+    last = ((spatial - size) // L) * L  # the last aligned start whose crop fits
+    start = np.minimum(start, last)
+    stop = np.where(start + size >= hi + 1, start + size, spatial)  # right border: to the end
+    whole = np.all((start == 0) & (stop == spatial), axis=1) | empty
+    keep = np.flatnonzero(~whole)
+    sizes = stop[keep] - start[keep]
+    shapes = sorted({tuple(int(v) for v in s) for s in sizes})
+    shape_of = np.asarray([shapes.index(tuple(int(v) for v in s)) for s in sizes], np.int64)
+    inner = np.asarray(units, np.int64)[keep] - start[keep] // S
+    return CropPlan(keep, start[keep], shape_of, inner.reshape(len(keep), d), shapes, [],
+                    np.flatnonzero(whole), tuple(int(v) for v in L))
 
 
-def _verify(model: Any, output: str, full: Any, crop_shape: tuple[int, ...], plan_: CropPlan,
-            idx: np.ndarray, lead: tuple[int, ...]) -> str:
-    """'ok', or why the crop analysis disagrees with the full one for these units."""
-    a = analyze(model, (*lead, *crop_shape), output=output)
-    f, c = full.node(), a.node()
-    if (f.size, f.stride, f.padding) != (c.size, c.stride, c.padding):
-        return (f"at input size {list(crop_shape)} the end-point has r={c.size} S={c.stride} "
-                f"P={c.padding}, at {list(full.input_shape)} r={f.size} S={f.stride} "
-                f"P={f.padding}: padding (or more) depends on the input size")
-    bf, bc = full.regions(), a.regions()
-    for i in idx:
-        u, v = plan_.inner[i], plan_.starts[i]
-        if np.any(u < 0) or np.any(u >= np.asarray(c.shape)):
-            return f"unit {plan_.units_full[i]} falls outside its crop's end-point"
-        want = np.stack([bf.lo[(slice(None), *(u + v // np.asarray(plan_.stride)))] - v,
-                         bf.hi[(slice(None), *(u + v // np.asarray(plan_.stride)))] - v])
-        got = np.stack([bc.lo[(slice(None), *u)], bc.hi[(slice(None), *u)]])
-        if not np.array_equal(want, got):
-            return (f"the exact region of a unit differs between the full input and a crop of "
-                    f"size {list(crop_shape)}: the net depends on the input size")
-    return "ok"
+def verify(p: CropPlan, full: Any, analyze_at: Callable[[tuple[int, ...]], Any],
+           boxes: np.ndarray) -> CropPlan:
+    """Analyse at every crop size and hold it against the full analysis (module doc). On a
+    difference, every unit goes to the full input and ``refused`` says why."""
+    f = full.node()
+    for i, shape in enumerate(p.shapes):
+        try:
+            a = analyze_at(shape)
+        except ErfError as e:
+            return _refuse(p, f"the model could not be analysed at the crop size "
+                              f"{list(shape)} ({e})")
+        c = a.node()
+        if (c.size, c.stride, c.padding) != (f.size, f.stride, f.padding):
+            return _refuse(p, f"at input size {list(shape)} the end-point has r={list(c.size)} "
+                              f"S={list(c.stride)} P={list(c.padding)}, at "
+                              f"{list(full.input_shape)} r={list(f.size)} S={list(f.stride)} "
+                              f"P={list(f.padding)}: the padding depends on the input size")
+        mine = np.flatnonzero(p.shape_of == i)
+        inner = p.inner[mine]
+        if np.any(inner < 0) or np.any(inner >= np.asarray(c.shape)):
+            return _refuse(p, f"a unit falls outside the end-point {list(c.shape)} of a crop of "
+                              f"size {list(shape)}")
+        cb = a.regions()
+        got = np.stack([cb.lo[(slice(None), *inner.T)], cb.hi[(slice(None), *inner.T)]], -1)
+        want = boxes[p.units[mine]].transpose(1, 0, 2) - p.starts[mine].T[:, :, None]
+        if not np.array_equal(got, want):
+            return _refuse(p, f"a unit's exact region differs between the full input and a "
+                              f"crop of size {list(shape)}: the net depends on the input size")
+        p.node_shapes.append(tuple(c.shape))
+    return p
 
 
-def _endpoint_output(model: torch.nn.Module, path: str | None):
-    """A context that records the end-point module's output (the model's output if None)."""
-    store: dict = {}
-    if not path:
-        return store, None
-    module = model.get_submodule(path)
-    handle = module.register_forward_hook(lambda m, a, out: store.__setitem__("y", out))
-    return store, handle
+def _refuse(p: CropPlan, why: str) -> CropPlan:
+    units = np.sort(np.concatenate([p.full, p.units]))
+    d = p.starts.shape[1]
+    return CropPlan(np.zeros(0, np.int64), np.zeros((0, d), np.int64), np.zeros(0, np.int64),
+                    np.zeros((0, d), np.int64), full=units, multiple=p.multiple, refused=why)
 
 
-def measure_cropped(model: torch.nn.Module, x: torch.Tensor, output: str,
-                    units: np.ndarray, *, force: bool = False, batch: int = 64,
-                    analysis: Any = None) -> tuple[np.ndarray, dict]:
-    """Per-unit maps (k, *spatial) of |d y_unit / d x| summed over channels (and the cotangent
-    of each unit is 1 on every channel of its position), by crops (see the module doc).
-
-    ``x``: (1, C, *spatial). ``force``: crop even where the check refuses (for tests: the
-    refusal is necessary). Returns the maps and {"refused": reason or None, "crops": shapes}.
-    """
-    model = model.eval()
-    spatial = tuple(x.shape[2:])
-    full = analysis or analyze(model, tuple(x.shape), output=output)
-    p = plan(full, units, spatial)
-    p.units_full = np.asarray(units)  # type: ignore[attr-defined]
-    info: dict = {"refused": None, "crops": {}}
-    shapes: dict[tuple[int, ...], list[int]] = {}
-    for i, s in enumerate(p.sizes):
-        shapes.setdefault(tuple(int(v) for v in s), []).append(i)
-    for shape, idx in shapes.items():
-        verdict = _verify(model, output, full, shape, p, np.asarray(idx), tuple(x.shape[:2]))
-        info["crops"][str(list(shape))] = len(idx)
-        if verdict != "ok":
-            info["refused"] = verdict
-            if not force:
-                raise CropRefused(verdict + "; measure on the full input instead")
-    maps = np.zeros((len(p.starts), *spatial))
-    path = output
-    store, handle = _endpoint_output(model, path)
-    try:
-        for shape, idx in shapes.items():
-            for b0 in range(0, len(idx), batch):
-                chunk = idx[b0:b0 + batch]
-                crops = torch.cat([x[(slice(None), slice(None),
-                                      *(slice(int(s), int(s) + n)
-                                        for s, n in zip(p.starts[i], shape)))]
-                                   for i in chunk]).detach().requires_grad_(True)
-                out = model(crops)
-                y = store.get("y", out) if path else out
-                cot = torch.zeros_like(y)
-                for j, i in enumerate(chunk):
-                    cot[(j, slice(None), *(int(v) for v in p.inner[i]))] = 1
-                (g,) = torch.autograd.grad(y, crops, cot)
-                g = g.abs().sum(1).detach().cpu().numpy()
-                for j, i in enumerate(chunk):
-                    sl = tuple(slice(int(s), int(s) + n) for s, n in zip(p.starts[i], shape))
-                    maps[(i, *sl)] = g[j]
-    finally:
-        if handle is not None:
-            handle.remove()
-    return maps, info
-
-
-def measure_full(model: torch.nn.Module, x: torch.Tensor, output: str | None,
-                 units: np.ndarray) -> np.ndarray:
-    """The reference: one forward and one backward on the full input per unit."""
-    model = model.eval()
-    path = output
-    store, handle = _endpoint_output(model, path)
-    maps = np.zeros((len(units), *x.shape[2:]))
-    try:
-        for k, u in enumerate(np.asarray(units)):
-            xi = x.detach().clone().requires_grad_(True)
-            out = model(xi)
-            y = store.get("y", out) if path else out
-            cot = torch.zeros_like(y)
-            cot[(slice(None), slice(None), *(int(v) for v in u))] = 1
-            (g,) = torch.autograd.grad(y, xi, cot)
-            maps[k] = g.abs().sum(1)[0].numpy()
-    finally:
-        if handle is not None:
-            handle.remove()
-    return maps
+def cut(x: np.ndarray, axes: Sequence[int], start: np.ndarray, shape: Sequence[int]):
+    """The crop of input ``x`` (its spatial ``axes`` in input-axis order) at ``start``."""
+    index = [slice(None)] * x.ndim
+    for a, s, n in zip(axes, start, shape):
+        index[a] = slice(int(s), int(s) + int(n))
+    return x[tuple(index)]

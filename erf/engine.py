@@ -18,6 +18,7 @@ from analytic.analysis import Analysis, analyze_graph
 from analytic.api import detect_framework
 from analytic.graph import Graph
 
+from . import crop as crops
 from . import init as inits
 from .impulses import (
     Layout,
@@ -54,6 +55,7 @@ class Setup:
     backend: Any
     inputs: list[np.ndarray] | None = None
     settings: dict = field(default_factory=dict)
+    crop: crops.CropPlan | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -74,8 +76,9 @@ def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any =
           output: str | None = None, units: Any = "center", framework: str | None = None,
           layout: str | None = None, analysis: Analysis | Graph | None = None,
           device: str = "cpu", dtype: Any = None, init: Any = None,
-          allow_train_mode: bool = False) -> Setup:
-    """Resolve the framework, inputs, analysis, end-point, units and backend."""
+          allow_train_mode: bool = False, crop: bool = False) -> Setup:
+    """Resolve the framework, inputs, analysis, end-point, units and backend; with ``crop``,
+    plan and verify crop measurement (:mod:`erf.crop`)."""
     framework = framework or _framework(model)
     if framework not in ("torch", "jax"):
         raise MeasureError(f"framework={framework!r}: measurement runs 'torch' or 'jax' models")
@@ -118,8 +121,34 @@ def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any =
                 "units": units if isinstance(units, str) else np.asarray(units).tolist(),
                 "init": inits.describe(init), "allow_train_mode": allow_train_mode,
                 "layout": layout, "input_shape": list(input_shape)}
+    plan = None
+    if crop:
+        plan = _crop_plan(model, analysis, output, framework, layout, input_shape, in_layout,
+                          chosen, k_boxes)
+        settings["crop"] = plan.describe()
     return Setup(framework, analysis, node, chosen, k_boxes, input_shape, in_layout, backend,
-                 given, settings)
+                 given, settings, plan)
+
+
+def _crop_plan(model: Any, analysis: Analysis, output: str | None, framework: str,
+               layout: str | None, input_shape: tuple[int, ...], in_layout: Layout,
+               units: np.ndarray, boxes: np.ndarray) -> crops.CropPlan:
+    if in_layout.batch is None:
+        p = crops.plan(analysis, units[:0], boxes[:0])
+        p.full, p.refused = np.arange(len(units)), ("crops are stacked along the batch axis "
+                                                    "and this input has none")
+        return p
+    p = crops.plan(analysis, units, boxes)
+    if not len(p.units):
+        return p
+    axes = in_layout.axes
+
+    def analyze_at(shape: tuple[int, ...]) -> Analysis:
+        full = list(input_shape)
+        for a, n in zip(axes, shape):
+            full[a] = n
+        return _analysis(model, tuple(full), output, framework, layout, None)
+    return crops.verify(p, analysis, analyze_at, boxes)
 
 
 def _framework(model: Any) -> str:
@@ -207,7 +236,9 @@ def run(s: Setup, *, samples: int, seed: int, input_dist: str = "normal",
     if chunk is not None and chunk < 1:
         raise MeasureError(f"chunk must be >= 1, got {chunk}")
     n_samples = samples if s.inputs is None else max(samples, len(s.inputs))
-    groups = pack_units(s.boxes, s.spatial_shape) if pack else [[i] for i in range(len(s.units))]
+    todo = np.arange(len(s.units)) if s.crop is None else s.crop.full
+    groups = ([[int(todo[j]) for j in g] for g in pack_units(s.boxes[todo], s.spatial_shape)]
+              if pack else [[int(i)] for i in todo])
     s.settings.update(samples=n_samples, seed=seed, input_dist=input_dist if s.inputs is None
                       else "given", variants=list(variants), pack=pack, groups=len(groups))
     bar = Progress(n_samples * len(s.units), label, enabled=progress)
@@ -216,7 +247,14 @@ def run(s: Setup, *, samples: int, seed: int, input_dist: str = "normal",
         for sample in range(n_samples):
             x = (s.inputs[sample % len(s.inputs)] if s.inputs is not None else
                  make_input(s.input_shape, input_dist, sample_rng(seed, sample, 0)))
-            fwd = b.start(x, init_seed(seed, sample) if b.init is not None else None)
+            b.begin_sample(init_seed(seed, sample) if b.init is not None else None)
+            if s.crop is not None and len(s.crop.units):
+                for block in _cropped(s, x, variants, sample, chunk, memory_budget):
+                    bar.update(len(block.units))
+                    yield block
+            if not groups:
+                continue
+            fwd = b.start(x)
             if chunk is None:
                 budget = memory_budget or b.memory_budget()
                 cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
@@ -231,6 +269,38 @@ def run(s: Setup, *, samples: int, seed: int, input_dist: str = "normal",
                 yield block
     bar.close()
     s.settings["backward"] = "batched" if b.batched is True else b.batched
+
+
+def _cropped(s: Setup, x: np.ndarray, variants: tuple[str, ...], sample: int,
+             chunk: int | None, memory_budget: int | None) -> Iterator[Block]:
+    """Blocks of the cropped units of one sample: per crop shape, chunks of crops stacked
+    along the batch axis (without ``chunk``, the first pass is one crop, which sizes the rest
+    to the memory budget)."""
+    p, b = s.crop, s.backend
+    assert p is not None
+    size = chunk or s.settings.get("crop_chunk")
+    for i, shape in enumerate(p.shapes):
+        mine = np.flatnonzero(p.shape_of == i)
+        pos = 0
+        while pos < len(mine):
+            part = mine[pos:pos + (size or 1)]
+            pos += len(part)
+            xs = np.stack([crops.cut(x, s.layout.axes, p.starts[j], shape) for j in part])
+            maps, per_crop = b.crop_backward(xs, p.inner[part], p.node_shapes[i], variants)
+            if size is None:
+                budget = memory_budget or b.memory_budget()
+                cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
+                size = int(np.clip(budget // max(per_crop, 1), 1, cap))
+            s.settings["crop_chunk"] = size
+            full = {}
+            for v in variants:
+                out = np.zeros((len(part), *s.spatial_shape))
+                for j, unit in enumerate(part):
+                    sl = tuple(slice(int(a), int(a) + n) for a, n in zip(p.starts[unit], shape))
+                    out[(j, *sl)] = maps[v][j]
+                full[v] = out
+            finite = np.isfinite(maps["abs"].reshape(len(part), -1)).all(axis=1)
+            yield Block(sample, p.units[part], full, finite)
 
 
 def _chunk(s: Setup, fwd: Any, groups: list[list[int]], variants: tuple[str, ...],

@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -270,3 +271,34 @@ def reduce_axes(layout: Layout) -> tuple[tuple[int, ...], int | None]:
         return channels, None
     batch_after = 1 + layout.batch - sum(1 for a in layout.channels if a < layout.batch)
     return channels, batch_after
+
+
+# ---- crops stacked along the batch axis -------------------------------------------------------
+
+def stacked_cotangent(shape: Sequence[int], layout: Layout, inner: np.ndarray,
+                      per_crop: int) -> np.ndarray:
+    """The cotangent of an end-point output of ``shape`` for crops stacked along the batch
+    axis (``per_crop`` entries each): 1 on every channel of crop j's entries at ``inner[j]``."""
+    cot = np.zeros(tuple(shape))
+    assert layout.batch is not None
+    for j, u in enumerate(np.asarray(inner, np.int64)):
+        index: list[Any] = [slice(None)] * len(shape)
+        index[layout.batch] = slice(j * per_crop, (j + 1) * per_crop)
+        for a, pos in zip(layout.spatial, u):
+            if a is not None:
+                index[a] = int(pos)
+        cot[tuple(index)] = 1
+    return cot
+
+
+def unstacked_layout(layout: Layout) -> tuple[Layout, tuple[int, ...]]:
+    """For a gradient of crops stacked along the batch axis, moved to the front and split as
+    (crop, batch, rest...): the permutation that moves the batch axis first, and the layout of
+    one crop's (batch, rest...) tensor (batch axis 0)."""
+    b = layout.batch
+    assert b is not None
+    order = (b, *(a for a in range(layout.ndim) if a != b))
+
+    def moved(a: int | None) -> int | None:
+        return None if a is None else order.index(a)
+    return Layout(layout.ndim, 0, tuple(moved(a) for a in layout.spatial)), order

@@ -27,7 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .impulses import Layout, MeasureError, cpu_budget, impulse_index, infer_layout, reduce_axes
+from .impulses import (
+    Layout,
+    MeasureError,
+    cpu_budget,
+    impulse_index,
+    infer_layout,
+    reduce_axes,
+    stacked_cotangent,
+    unstacked_layout,
+)
 
 FRAMEWORK = "jax"
 
@@ -202,6 +211,8 @@ class JaxBackend:
         self._forward = jax.jit(lambda p, x: jax.vjp(partial(self.call, p), x))
         self._backward: dict = {}
         self._rows = 0
+        self._crop_rows: dict = {}
+        self._sample_params = self.params
 
     @property
     def dtype_name(self) -> str:
@@ -232,10 +243,15 @@ class JaxBackend:
             stack.enter_context(jax.default_device(self.device))
             yield
 
-    def start(self, x: np.ndarray, init_seed: int | None) -> JaxPass:
-        params = self.params
+    def begin_sample(self, init_seed: int | None) -> None:
+        """Re-draw the params for a new sample (when ``init`` is given)."""
+        self._sample_params = self.params
         if self.init is not None and init_seed is not None:
-            params = jax.tree.map(self._cast, self.init(params, init_seed))
+            self._sample_params = jax.tree.map(self._cast, self.init(self.params, init_seed))
+
+    def start(self, x: np.ndarray) -> JaxPass:
+        """One forward pass on input ``x`` with the sample's params."""
+        params = self._sample_params
         xj = jnp.asarray(np.asarray(x, self.np_dtype))
         try:
             y, vjp = self._forward(params, xj)
@@ -269,6 +285,49 @@ class JaxBackend:
                     if batch is not None:
                         t = t.mean(axis=batch)
                     out.append(t)
+                return tuple(out)
+            self._backward[key] = jax.jit(run)
+        return self._backward[key]
+
+
+    def crop_backward(self, crops: np.ndarray, inner: np.ndarray, node_shape: Sequence[int],
+                      variants: Sequence[str]) -> tuple[dict, int]:
+        """Per-crop reduced maps (k, *crop_spatial) of crops (k, *crop_input_shape) stacked
+        along the batch axis, crop j's impulse at ``inner[j]`` of the end-point (whose shape at
+        this crop size is ``node_shape``); and the estimated working set per crop in bytes.
+        Chunks are padded to the largest seen for this crop shape (one compilation each)."""
+        layout, k = self.layout, len(crops)
+        rows = self._crop_rows[crops.shape[1:]] = max(self._crop_rows.get(crops.shape[1:], 0), k)
+        if rows > k:
+            crops = np.concatenate([crops, np.repeat(crops[:1], rows - k, axis=0)])
+            inner = np.concatenate([inner, np.repeat(inner[:1], rows - k, axis=0)])
+        per_crop = crops.shape[1 + layout.batch]
+        x = jnp.asarray(np.concatenate(list(crops), axis=layout.batch), self.np_dtype)
+        params = self._sample_params
+        y = jax.eval_shape(self.call, params, x)
+        out_layout = infer_layout(tuple(y.shape), node_shape, layout.channels_last, True,
+                                  what="function output on crops")
+        cot = jnp.asarray(stacked_cotangent(y.shape, out_layout, inner, per_crop), y.dtype)
+        maps = self._crop_fn(tuple(variants), rows, per_crop)(params, x, cot)
+        per = (8 * x.nbytes + cot.nbytes) // rows  # no activations measured: ~ a few inputs
+        return {v: np.asarray(m[:k], np.float64) for v, m in zip(variants, maps)}, per
+
+    def _crop_fn(self, variants: tuple[str, ...], rows: int, per_crop: int) -> Callable:
+        key = ("crop", variants, rows, per_crop)
+        if key not in self._backward:
+            one, order = unstacked_layout(self.layout)
+            channels, batch = reduce_axes(one)
+
+            def run(params, x, cot):
+                _, vjp = jax.vjp(partial(self.call, params), x)
+                g = jnp.transpose(vjp(cot)[0], order)
+                g = g.reshape(rows, per_crop, *g.shape[1:])
+                out = []
+                for v in variants:
+                    t = jnp.abs(g) if v == "abs" else jnp.square(g) if v == "squared" else g
+                    if channels:
+                        t = t.sum(axis=channels)
+                    out.append(t.mean(axis=batch))
                 return tuple(out)
             self._backward[key] = jax.jit(run)
         return self._backward[key]

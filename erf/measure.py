@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -100,7 +101,7 @@ class ERFResult:
             f"  {what}; {s['samples']} samples ({s['input_dist']} inputs"
             + (f", init {s['init']}" if s.get("init") else "") + f"); backward "
             f"{s.get('backward', '?')}, {s.get('chunk', '?')} impulses per pass"
-            + (f", {s['groups']} packed groups" if s.get("pack") else ""),
+            + (f", {s['groups']} packed groups" if s.get("pack") else "") + _crop_note(s),
             f"  analytic: r={_fmt(node.size)} S={_fmt(node.stride)} P={_fmt(node.padding)}; "
             f"region {_box(self.region)}",
         ]
@@ -177,7 +178,8 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
             variants=("abs",), chunk: int | None = None, pack: bool = False,
             progress: bool = False, layout: str | None = None,
             analysis: Analysis | Any = None, dtype: Any = None,
-            allow_train_mode: bool = False, memory_budget: int | None = None) -> ERFResult:
+            allow_train_mode: bool = False, memory_budget: int | None = None,
+            crop: bool = False) -> ERFResult:
     """Measure the effective receptive field of ``model`` at an end-point.
 
     ``model``: a ``torch.nn.Module``, a JAX function ``fn(x)`` or pair ``(fn, params)``
@@ -195,6 +197,10 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
     ``memory_budget`` bytes, at most 8 on CPU where wider batches only cost cache, 256 on
     accelerators); ``pack``: share one cotangent between units with disjoint exact
     regions (relies on the regions being right: :func:`erf.check` verifies them).
+    ``crop``: measure each unit on a crop of the input that holds its exact region (cost
+    ~ region area instead of image area; exact, :mod:`erf.crop`), after checking at each crop
+    size that nothing depends on the input size; where that check fails, every unit is
+    measured on the full input and ``settings["crop"]["refused"]`` says why (also warned).
     ``analysis``: an ``Analysis`` or ``Graph`` to use instead of analysing ``model``.
     ``dtype``: compute dtype (default: the model's). ``layout``: the input layout (e.g.
     "NHWC") when it cannot be inferred. The torch copy is put in ``eval()`` mode; batch norm
@@ -202,7 +208,10 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
     """
     s = engine.setup(model, input_shape, inputs=inputs, output=output, units=units,
                      framework=framework, layout=layout, analysis=analysis, device=device,
-                     dtype=dtype, init=init, allow_train_mode=allow_train_mode)
+                     dtype=dtype, init=init, allow_train_mode=allow_train_mode, crop=crop)
+    if s.crop is not None and s.crop.refused:
+        warnings.warn(f"erf.measure: not cropping, measuring on the full input: "
+                      f"{s.crop.refused}", stacklevel=2)
     spatial = s.spatial_shape
     wanted = tuple(dict.fromkeys(("abs", *variants)))
     need = len(s.units) * math.prod(spatial) * 8 * len(wanted)
@@ -274,6 +283,17 @@ def _atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _crop_note(settings: dict) -> str:
+    c = settings.get("crop")
+    if not c:
+        return ""
+    if c["refused"]:
+        return f"; not cropped: {c['refused']}"
+    return (f"; {c['cropped_units']} units on crops "
+            f"{', '.join('x'.join(map(str, s)) for s in c['crop_shapes'])} "
+            f"({settings.get('crop_chunk', '?')} per pass)")
 
 
 def _fmt(values) -> str:

@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .impulses import Layout, MeasureError, cpu_budget, impulse_index, infer_layout, reduce_axes
+from .impulses import (
+    Layout,
+    MeasureError,
+    cpu_budget,
+    impulse_index,
+    infer_layout,
+    reduce_axes,
+    stacked_cotangent,
+    unstacked_layout,
+)
 
 FRAMEWORK = "torch"
 _CALL = re.compile(r"^(.*)@(\d+)$")  # "layer1.0.relu@2": the third call of a module
@@ -171,11 +180,17 @@ class TorchBackend:
                                f"needs call {call}")
         return outputs[call]
 
-    def start(self, x: np.ndarray, init_seed: int | None) -> TorchPass:
-        """One forward pass on input ``x`` (after re-initialising weights for this sample)."""
+    def begin_sample(self, init_seed: int | None) -> None:
+        """Re-initialise the weights for a new sample (when ``init`` is given)."""
         if self.init is not None and init_seed is not None:
             self.init(self.model, init_seed)
-        xt = torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
+
+    def _tensor(self, x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x), device=self.device).to(self.dtype)
+
+    def start(self, x: np.ndarray) -> TorchPass:
+        """One forward pass on input ``x`` with the sample's weights."""
+        xt = self._tensor(x)
         largest = [xt.numel() * xt.element_size()]
 
         def measure(module, args, out):
@@ -199,6 +214,36 @@ class TorchBackend:
         # and the cotangent itself (calibrated on ResNet-50, see benchmarks/bench_erf_speed.py)
         per = 6 * largest[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
         return TorchPass(self, y, vjp, out_layout, per)
+
+    def crop_backward(self, crops: np.ndarray, inner: np.ndarray, node_shape: Sequence[int],
+                      variants: Sequence[str]) -> tuple[dict, int]:
+        """Per-crop reduced maps (k, *crop_spatial) of crops (k, *crop_input_shape) stacked
+        along the batch axis, crop j's impulse at ``inner[j]`` of the end-point (whose shape at
+        this crop size is ``node_shape``); and the estimated working set per crop in bytes."""
+        layout = self.layout
+        k, per_crop = len(crops), crops.shape[1 + layout.batch]
+        xt = self._tensor(np.concatenate(list(crops), axis=layout.batch)).requires_grad_(True)
+        largest = [xt.numel() * xt.element_size()]
+
+        def measure(module, args, out):
+            if isinstance(out, torch.Tensor):
+                largest[0] = max(largest[0], out.numel() * out.element_size())
+        handle = torch.nn.modules.module.register_module_forward_hook(measure)
+        try:
+            with torch.enable_grad():
+                y = self._endpoint(xt)
+        finally:
+            handle.remove()
+        out_layout = infer_layout(tuple(y.shape), node_shape, layout.channels_last, True,
+                                  what=f"output of {self.path or 'the model'} on crops")
+        cot = torch.as_tensor(stacked_cotangent(y.shape, out_layout, inner, per_crop),
+                              device=y.device, dtype=y.dtype)
+        (g,) = torch.autograd.grad(y, xt, cot)
+        one, order = unstacked_layout(layout)
+        g = g.permute(order)
+        g = g.reshape(k, per_crop, *g.shape[1:])
+        per = 6 * largest[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
+        return reduce_grads(g, one, variants), per // k
 
 
 class TorchPass:

@@ -1,7 +1,12 @@
-"""Crop measurement (erf.crop): cropped and full gradients agree to floating-point tolerance;
-a net whose padding depends on the input size is refused, and forcing it is wrong."""
+"""Crop measurement (``erf.measure(crop=True)``, :mod:`erf.crop`): cropped and full-input maps
+agree to floating-point tolerance on the frontend test networks, the JAX nets and random
+networks; a net whose padding depends on the input size is refused, and forcing the crop
+there gives a different answer (the refusal is necessary)."""
 
 from __future__ import annotations
+
+import random
+import warnings
 
 import numpy as np
 import pytest
@@ -11,39 +16,93 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from analytic import analyze  # noqa: E402
-from erf.crop import CropRefused, measure_cropped, measure_full  # noqa: E402
-from experiments.models.torch_nets import VGG16, DeepLab, MobileNetV2, ResNet  # noqa: E402
+from erf import crop as crops  # noqa: E402
+from erf import engine, measure  # noqa: E402
+from experiments.models.torch_nets import VGG16, DeepLab, MobileNetV2, ResNet, UNet  # noqa: E402
 
 
-def grid(shape, step):
-    return np.array([(i, j) for i in range(0, shape[0], step) for j in range(0, shape[1], step)]
-                    + [(shape[0] - 1, shape[1] - 1)])
+def both(model, shape, output, units, **kw):
+    """(cropped, full) measurements of the same units, float64."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a refusal warns: fail on it here
+        cropped = measure(model, shape, output=output, units=units, dtype="float64",
+                          crop=True, **kw)
+    full = measure(model, shape, output=output, units=units, dtype="float64", **kw)
+    return cropped, full
 
 
-CASES = {
-    "resnet-layer2": (lambda: ResNet((1, 1, 1, 1), width=2), (96, 80), "layer2", 3),
-    "resnet-layer3": (lambda: ResNet((2, 2, 2, 2), width=2), (160, 144), "layer3", 3),
-    "vgg16-conv3": (lambda: VGG16(fc=False), (72, 64), "conv3", 5),
-    "mobilenet_v2-features.6": (lambda: MobileNetV2(div=8), (96, 96), "features.6", 4),
-    "deeplab-stage1": (lambda: DeepLab(width=2), (96, 88), "stage1", 5),
+def assert_same(cropped, full):
+    assert np.abs(full.maps).max() > 0
+    np.testing.assert_allclose(cropped.maps, full.maps, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(cropped.units, full.units)
+
+
+TORCH_CASES = {
+    "resnet-layer2": (lambda: ResNet((1, 1, 1, 1), width=2), (2, 3, 96, 80), "layer2", "all"),
+    "resnet-layer3": (lambda: ResNet((2, 2, 2, 2), width=2), (1, 3, 160, 144), "layer3",
+                      "grid:7"),
+    "vgg16-conv3": (lambda: VGG16(fc=False), (1, 3, 72, 64), "conv3", "grid:9"),
+    "mobilenet_v2-features.6": (lambda: MobileNetV2(div=8), (1, 3, 96, 96), "features.6",
+                                "grid:4"),
+    "deeplab-stage1": (lambda: DeepLab(width=2), (1, 3, 96, 88), "stage1", "grid:5"),
+    "unet-down.2": (lambda: UNet(width=2), (1, 3, 96, 80), "down.2", "grid:6"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_cropped_equals_full(name):
-    make, spatial, output, step = CASES[name]
+@pytest.mark.parametrize("name", sorted(TORCH_CASES))
+def test_cropped_equals_full_torch(name):
+    make, shape, output, units = TORCH_CASES[name]
     torch.manual_seed(0)
-    torch.set_num_threads(1)
-    model = make().double().eval()
-    x = torch.randn(1, 3, *spatial, dtype=torch.float64)
-    units = grid(analyze(model, tuple(x.shape), output=output).node().shape, step)
-    cropped, info = measure_cropped(model, x, output, units)
-    assert info["refused"] is None
-    assert all(eval(shape) != list(spatial) for shape in info["crops"])  # really cropped
-    full = measure_full(model, x, output, units)
-    assert np.abs(full).max() > 0
-    np.testing.assert_allclose(cropped, full, rtol=1e-9, atol=1e-12)
+    model = make().eval()
+    cropped, full = both(model, shape, output, units, variants=("signed",))
+    info = cropped.settings["crop"]
+    assert info["refused"] is None and info["cropped_units"] > 0
+    assert all(s != list(shape[2:]) for s in info["crop_shapes"])  # really smaller
+    assert_same(cropped, full)
+    np.testing.assert_allclose(cropped.signed, full.signed, rtol=1e-9, atol=1e-12)
+
+
+def test_cropped_equals_full_jax():
+    jax = pytest.importorskip("jax")  # noqa: F841
+    from experiments.models import jax_nets, slim_jax
+    cropped, full = both(jax_nets.small_resnet(), (2, 3, 96, 96), "layer2", "grid:6",
+                         layout="NCHW")
+    assert cropped.settings["crop"]["cropped_units"] == 36
+    assert_same(cropped, full)
+    vgg = slim_jax.vgg_16(width=1 / 16)  # channels last
+    cropped, full = both(vgg, (1, 64, 56, 3), "conv3", "grid:5", layout="NHWC")
+    assert cropped.settings["crop"]["cropped_units"] > 0
+    assert_same(cropped, full)
+
+
+def test_random_networks_crop_equals_full():
+    """Random fuzz descriptions (1-D to 3-D, every op): whatever the plan decides (crop,
+    whole input, refusal), the maps equal the full-input ones; and many really crop."""
+    from experiments.fuzz import random_description
+    from experiments.fuzz_torch import build
+    kinds = {"cropped": 0, "refused": 0, "whole": 0}
+    for seed in range(40):
+        built = build(random_description(random.Random(seed)), seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cropped = measure(built.model, built.shape, units="all", dtype="float64", crop=True)
+        full = measure(built.model, built.shape, units="all", dtype="float64")
+        np.testing.assert_allclose(cropped.maps, full.maps, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"seed {seed}")
+        info = cropped.settings["crop"]
+        kinds["refused" if info["refused"] else "cropped" if info["cropped_units"]
+              else "whole"] += 1
+    assert kinds["cropped"] >= 8, kinds
+
+
+def test_pack_with_crop():
+    """Units whose crop would be the whole input go through the full pass, packed."""
+    model = ResNet((1, 1, 1, 1), width=2).eval()
+    cropped, full = both(model, (1, 3, 64, 64), "layer3", "all", pack=True, samples=2,
+                         init="normal")
+    info = cropped.settings["crop"]
+    assert info["full_units"] > 0 and cropped.settings["groups"] < info["full_units"]
+    assert_same(cropped, full)
 
 
 class SamePad(nn.Module):
@@ -64,20 +123,53 @@ class SamePad(nn.Module):
 
 def test_size_dependent_padding_is_refused_and_forcing_is_wrong():
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     model = nn.Sequential(SamePad(3, 2), SamePad(3, 2), SamePad(3, 2), SamePad(3, 1)).double()
-    x = torch.randn(1, 1, 67, 67, dtype=torch.float64)
-    units = np.array([[3, 3], [4, 5]])
-    with pytest.raises(CropRefused, match="depends on the input size"):
-        measure_cropped(model, x, "3", units)
-    forced, info = measure_cropped(model, x, "3", units, force=True)
-    assert "depends on the input size" in info["refused"]
-    full = measure_full(model, x, "3", units)
-    assert not np.allclose(forced, full)  # the refusal is necessary
+    shape, units = (1, 1, 67, 67), [[3, 3], [4, 5]]
+    with pytest.warns(UserWarning, match="depends on the input size"):
+        refused = measure(model, shape, output="3", units=units, crop=True)
+    assert "depends on the input size" in refused.settings["crop"]["refused"]
+    full = measure(model, shape, output="3", units=units)
+    np.testing.assert_array_equal(refused.maps, full.maps)  # measured on the full input
+    assert "not cropped" in refused.summary()
+
+    # forced: the same plan without the check, through the same engine
+    s = engine.setup(model, shape, output="3", units=np.array(units))
+    p = crops.plan(s.analysis, s.units, s.boxes)
+    assert len(p.units) == 2
+    p.node_shapes = [engine._analysis(model, (1, 1, *size), "3", "torch", None, None)
+                     .node().shape for size in p.shapes]
+    s.crop = p
+    forced = np.concatenate([b.maps["abs"] for b in engine.run(s, samples=1, seed=0)])
+    assert forced.shape == full.maps.shape
+    assert not np.allclose(forced, full.maps)  # the refusal is necessary
 
 
-def test_global_end_point_is_refused():
-    model = ResNet((1, 1, 1, 1), width=2).double()
-    with pytest.raises(CropRefused, match="global"):
-        measure_cropped(model, torch.randn(1, 3, 96, 96, dtype=torch.float64), "avgpool",
-                        np.array([[0, 0]]))
+def test_global_end_point_is_refused_with_reason():
+    model = ResNet((1, 1, 1, 1), width=2)
+    with pytest.warns(UserWarning, match="no sliding-window geometry"):
+        r = measure(model, (1, 3, 64, 64), output="avgpool", crop=True)
+    assert r.settings["crop"]["cropped_units"] == 0
+
+
+def test_crop_start_multiple_covers_every_stride():
+    """The crop starts keep the phase of every node: the lcm of all strides on the path."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, stride=(2, 3)), nn.Conv2d(1, 1, 3, stride=(3, 2)),
+                          nn.Conv2d(1, 1, 1))
+    from analytic import analyze
+    a = analyze(model, (1, 1, 200, 200))
+    assert crops.phase_multiple(a) == (6, 6)
+    s = engine.setup(model, (1, 1, 200, 200), units="all", crop=True)
+    assert np.all(s.crop.starts % 6 == 0)
+    assert s.crop.refused is None and len(s.crop.units) > 0
+
+
+def test_cli_crop(tmp_path, capsys):
+    from erf.cli import main
+    code = main(["measure", "experiments.models.modern:small_resnet", "--input-shape",
+                 "1,3,96,96", "--output", "layer2", "--units", "grid:3", "--crop", "--out",
+                 str(tmp_path), "--quiet"])
+    assert code == 0
+    import json
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["settings"]["crop"]["cropped_units"] == 9
+    assert "units on crops" in capsys.readouterr().out

@@ -223,7 +223,7 @@ def _export(model: torch.nn.Module, args: tuple) -> ExportedProgram:
     modes = {m: m.training for m in model.modules()}
     model.eval()
     printed = io.StringIO()
-    logging.disable(logging.WARNING)
+    logging.disable(logging.ERROR)  # a failure becomes a CaptureError; torch logs it too
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(printed), \
                 contextlib.redirect_stderr(printed):

@@ -31,6 +31,8 @@ ITEM_SCHEMA = {
     "init": Key((str,), "", "re-initialise weights per sample: '' (keep), normal, uniform, ones"),
     "input_dist": Key((str,), "normal", "normal | uniform | ones",
                       choices=("normal", "uniform", "ones")),
+    "crop": Key((bool,), False, "measure each unit on a crop holding its exact region "
+                "(exact; falls back to the full input where padding depends on the size)"),
     "check": Key((bool,), True, "run the containment check (erf.check) too"),
     "check_units": Key((str,), "grid:3", "units of the containment check"),
     "label": Key((str,), "", "short name in tables and figures (default: the model)"),
@@ -53,7 +55,7 @@ def run_item(item: dict, ctx: RunContext, item_id: str) -> dict:
         result = erf.measure(target.obj, shape, output=endpoint, units=item["units"],
                              samples=item["samples"], seed=ctx.seed, device=ctx.device,
                              framework=target.framework, init=item["init"] or None,
-                             input_dist=item["input_dist"], layout=layout)
+                             input_dist=item["input_dist"], layout=layout, crop=item["crop"])
         node = result.analysis.node()
         name = endpoint or "output"
         npy = write_npy(ctx.item_dir(item_id) / f"{_slug(name)}.npy", result.mean_map)
@@ -62,7 +64,7 @@ def run_item(item: dict, ctx: RunContext, item_id: str) -> dict:
                "aligned": result.analysis.aligned, "units": result.units.tolist(),
                "region": result.regions[0].tolist(), "center": result.center,
                "metrics": result.metrics, "nonfinite": int(result.nonfinite),
-               "map": str(npy.relative_to(ctx.out))}
+               "map": str(npy.relative_to(ctx.out)), "crop": result.settings.get("crop")}
         if item["check"]:
             chk = erf.check(target.obj, shape, output=endpoint, units=item["check_units"],
                             samples=2, seed=ctx.seed, device=ctx.device,
