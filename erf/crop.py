@@ -5,10 +5,11 @@ A unit depends on no input outside its exact region (``analytic``), so its input
 the full input equals the gradient on any crop that contains the region, provided every
 intermediate position keeps its phase and nothing depends on the input size. The plan here:
 
-- crop starts are multiples of ``L`` per axis, the lcm of the integer strides of every node
-  the end-point depends on (and of the downsampling factor of ancestors without a stride), so
-  every intermediate grid keeps its phase;
-- interior crops have one size (the region plus ``L - 1``, rounded up to a multiple of L), so
+- crop starts are multiples of ``L`` per axis, the lcm of the strides of every node the
+  end-point depends on (for a node without a stride, after upsampling, the denominator of its
+  size ratio to the input), so every intermediate grid keeps its phase;
+- interior crops have one size (the largest region plus ``L - 1``, rounded up to a multiple
+  of L), so
   many crops go through one forward and one backward pass stacked along the batch axis (each
   batch entry carries its own unit's impulse); a crop never leaves the input, and a unit at
   the border keeps the real border inside its crop;
@@ -28,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -56,9 +58,19 @@ class CropPlan:
                 "start_multiple": list(self.multiple), "refused": self.refused}
 
 
+def node_scale(row: Any, spatial: Sequence[int], a: int) -> Fraction:
+    """Positions of a node per input pixel along axis ``a``: 1/S for a sliding window, else
+    the ratio of the sizes (upsampled, pixel-shuffled or resized nodes)."""
+    rf = row.rf[a]
+    if rf.stride is not None:
+        return Fraction(1, int(rf.stride))
+    return Fraction(int(row.shape[a]), int(spatial[a])).limit_denominator(int(spatial[a]))
+
+
 def phase_multiple(analysis: Any) -> tuple[int, ...] | str:
-    """Per input axis, the lcm of the strides of every node the end-point depends on (see the
-    module doc); a string saying why when there is none."""
+    """Per input axis, the lcm of the denominators of every node's scale (:func:`node_scale`)
+    over the nodes the end-point depends on, so that a crop shifted by a multiple of it shifts
+    every node by whole positions; a string saying why when there is none."""
     graph, out = analysis.graph, analysis.output
     spatial = analysis.input_shape
     multiple = [1] * len(spatial)
@@ -66,12 +78,11 @@ def phase_multiple(analysis: Any) -> tuple[int, ...] | str:
         row = analysis.node(name)
         if row.is_global:
             return f"node {name} ({row.path or row.op}) reads the whole input"
-        for a, rf in enumerate(row.rf):
-            if rf.stride is not None:
-                multiple[a] = math.lcm(multiple[a], int(rf.stride))
-            elif len(row.shape) == len(spatial) and row.shape[a] < spatial[a]:
-                ratio = spatial[a] / max(row.shape[a], 1)  # downsampled by a non-window op
-                multiple[a] = math.lcm(multiple[a], max(1, round(ratio)))
+        if len(row.shape) != len(spatial):
+            return (f"node {name} ({row.path or row.op}) has {len(row.shape)} spatial axes, the "
+                    f"input {len(spatial)}")
+        for a in range(len(spatial)):
+            multiple[a] = math.lcm(multiple[a], node_scale(row, spatial, a).denominator)
     return tuple(multiple)
 
 
@@ -83,10 +94,9 @@ def plan(analysis: Any, units: np.ndarray, boxes: np.ndarray) -> CropPlan:
     k, d = len(units), len(spatial)
     none = CropPlan(np.zeros(0, np.int64), np.zeros((0, d), np.int64), np.zeros(0, np.int64),
                     np.zeros((0, d), np.int64), full=np.arange(k))
-    if node.is_global or any(v is None for v in (*node.size, *node.stride)):
-        none.refused = (f"the end-point {node.path or node.name} has no sliding-window "
-                        f"geometry (r={list(node.size)}, S={list(node.stride)}): every unit "
-                        "may read the whole input")
+    if node.is_global:
+        none.refused = (f"the end-point {node.path or node.name} is global: every unit reads "
+                        "the whole input")
         return none
     if len(node.shape) != d:
         none.refused = (f"the end-point has {len(node.shape)} spatial axes and the input {d}: "
@@ -97,11 +107,11 @@ def plan(analysis: Any, units: np.ndarray, boxes: np.ndarray) -> CropPlan:
         none.refused = multiple
         return none
     L = np.asarray(multiple, np.int64)
-    S = np.asarray(node.stride, np.int64)
-    r = np.asarray(node.size, np.int64)
-    size = np.minimum(-(-(r + L - 1) // L) * L, spatial)
     lo, hi = boxes[:, :, 0].astype(np.int64), boxes[:, :, 1].astype(np.int64)
     empty = np.any(lo > hi, axis=1)
+    # one crop size for every interior unit: the largest region (r for a sliding window)
+    extent = (hi - lo + 1)[~empty].max(axis=0) if (~empty).any() else np.ones(d, np.int64)
+    size = np.minimum(-(-(extent + L - 1) // L) * L, spatial)
     start = (np.maximum(lo, 0) // L) * L
     last = ((spatial - size) // L) * L  # the last aligned start whose crop fits
     start = np.minimum(start, last)
@@ -111,7 +121,10 @@ def plan(analysis: Any, units: np.ndarray, boxes: np.ndarray) -> CropPlan:
     sizes = stop[keep] - start[keep]
     shapes = sorted({tuple(int(v) for v in s) for s in sizes})
     shape_of = np.asarray([shapes.index(tuple(int(v) for v in s)) for s in sizes], np.int64)
-    inner = np.asarray(units, np.int64)[keep] - start[keep] // S
+    scale = [node_scale(node, spatial, a) for a in range(d)]
+    shift = np.asarray([[int(t * c) for t, c in zip(row, scale)] for row in start[keep]],
+                       np.int64).reshape(len(keep), d)  # whole positions: L clears every scale
+    inner = np.asarray(units, np.int64)[keep] - shift
     return CropPlan(keep, start[keep], shape_of, inner.reshape(len(keep), d), shapes, [],
                     np.flatnonzero(whole), tuple(int(v) for v in L))
 

@@ -46,6 +46,7 @@ TORCH_CASES = {
                                 "grid:4"),
     "deeplab-stage1": (lambda: DeepLab(width=2), (1, 3, 96, 88), "stage1", "grid:5"),
     "unet-down.2": (lambda: UNet(width=2), (1, 3, 96, 80), "down.2", "grid:6"),
+    "unet-dec.1": (lambda: UNet(width=2), (1, 3, 160, 144), "dec.1", "grid:5"),  # upsampled
 }
 
 
@@ -146,7 +147,7 @@ def test_size_dependent_padding_is_refused_and_forcing_is_wrong():
 
 def test_global_end_point_is_refused_with_reason():
     model = ResNet((1, 1, 1, 1), width=2)
-    with pytest.warns(UserWarning, match="no sliding-window geometry"):
+    with pytest.warns(UserWarning, match="is global"):
         r = measure(model, (1, 3, 64, 64), output="avgpool", crop=True)
     assert r.settings["crop"]["cropped_units"] == 0
 
