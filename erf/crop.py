@@ -36,6 +36,8 @@ import numpy as np
 
 from analytic.errors import ErfError
 
+from .cones import cone_boxes
+
 
 @dataclass
 class CropPlan:
@@ -134,6 +136,12 @@ def verify(p: CropPlan, full: Any, analyze_at: Callable[[tuple[int, ...]], Any],
     """Analyse at every crop size and hold it against the full analysis (module doc). On a
     difference, every unit goes to the full input and ``refused`` says why."""
     f = full.node()
+    spatial = full.input_shape
+    ancestors = [n for n in full.graph.ancestors([full.output]) if n != full.graph.input]
+    scales = {n: [node_scale(full.node(n), spatial, a) for a in range(len(spatial))]
+              for n in ancestors}
+    cones = cone_boxes(full.graph, full.output,
+                       np.asarray([u for u in _full_positions(p, scales[full.output])]))
     for i, shape in enumerate(p.shapes):
         try:
             a = analyze_at(shape)
@@ -157,8 +165,48 @@ def verify(p: CropPlan, full: Any, analyze_at: Callable[[tuple[int, ...]], Any],
         if not np.array_equal(got, want):
             return _refuse(p, f"a unit's exact region differs between the full input and a "
                               f"crop of size {list(shape)}: the net depends on the input size")
+        why = _cones_fit(full, a, ancestors, scales, cones, p, mine, shape)
+        if why:
+            return _refuse(p, why)
         p.node_shapes.append(tuple(c.shape))
     return p
+
+
+def _full_positions(p: CropPlan, scale: list[Fraction]) -> np.ndarray:
+    """The cropped units' end-point positions on the full input."""
+    shift = np.asarray([[int(t * c) for t, c in zip(row, scale)] for row in p.starts],
+                       np.int64).reshape(p.starts.shape)
+    return p.inner + shift
+
+
+def _cones_fit(full: Any, crop: Any, ancestors: list[str], scales: dict, cones: dict,
+               p: CropPlan, mine: np.ndarray, shape: tuple[int, ...]) -> str | None:
+    """Why the crop does not hold every intermediate position the units read (module doc),
+    or None: every ancestor node exists at the crop size with the same op, sits inside the
+    full node once shifted, and holds each unit's dependency cone."""
+    for name in ancestors:
+        if name not in crop.graph.nodes or crop.graph[name].op != full.graph[name].op:
+            return (f"the graph at input size {list(shape)} differs from the full one at node "
+                    f"{name}: the model's structure depends on the input size")
+        big = np.asarray(full.graph[name].shape, np.int64)
+        small = np.asarray(crop.graph[name].shape, np.int64)
+        if len(small) != len(big):
+            return f"node {name} changes its axes at input size {list(shape)}"
+        shift = np.asarray([[t * c for t, c in zip(row, scales[name])]
+                            for row in p.starts[mine]], dtype=object)
+        if any(v.denominator != 1 for v in shift.ravel()):
+            return f"node {name} would be shifted by a fraction of a position"
+        shift = shift.astype(np.int64)
+        if np.any(shift + small > big):
+            return (f"node {name} at input size {list(shape)} ({list(small)}) does not fit its "
+                    f"place in the full node ({list(big)})")
+        lo, hi = (b[mine] for b in cones[name])
+        used = np.all(lo <= hi, axis=1)
+        if np.any(used[:, None] & ((lo - shift < 0) | (hi - shift >= small))):
+            return (f"a unit reads positions of node {name} ({full.graph[name].path or name}) "
+                    f"outside a crop of size {list(shape)} (positions whose value depends on "
+                    "no input, e.g. a window over padding only): cropping would change them")
+    return None
 
 
 def _refuse(p: CropPlan, why: str) -> CropPlan:

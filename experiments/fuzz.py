@@ -514,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start", type=int, default=0, help="first case index (resume a run "
+                        "after a case that aborted the process, e.g. an XLA compiler check)")
+    parser.add_argument("--verbose", action="store_true", help="name each case before it runs")
     parser.add_argument("--framework", choices=("torch", "jax", "both"), default="both")
     parser.add_argument("--out", default=None, help="write a JSON report here")
     parser.add_argument("--capture", choices=("auto", "fast", "export"), default="auto",
@@ -529,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{missing[0]}.py and its framework must be importable); use --framework "
               f"{' or '.join(sorted(_builders())) or 'torch'}", file=sys.stderr)
         return 1
-    report = run(args.count, args.seed, frameworks, log=sys.stderr)
+    report = run(args.count, args.seed, frameworks, log=sys.stderr, start=args.start,
+                 verbose=args.verbose)
     if args.out:
         from experiments.io import write_json
         write_json(args.out, report)
@@ -537,14 +541,18 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if report["failures"] else 0
 
 
-def run(count: int, seed: int, frameworks: tuple[str, ...], log: Any = None) -> dict:
-    """Check ``count`` descriptions of ``seed``; the report (failures shrunk)."""
+def run(count: int, seed: int, frameworks: tuple[str, ...], log: Any = None, start: int = 0,
+        verbose: bool = False) -> dict:
+    """Check ``count`` descriptions of ``seed`` from case ``start``; the report (failures
+    shrunk)."""
     failures: list[dict] = []
     inexact: list[dict] = []
     skipped: dict[str, dict[str, int]] = {fw: {} for fw in frameworks}
     compared = closed = merged = 0
     t0 = time.time()
-    for k in range(count):
+    for k in range(start, start + count):
+        if verbose and log:
+            print(f"case {k}", file=log, flush=True)
         desc = random_description(random.Random(seed * 1_000_003 + k))
         fws = []
         for fw in frameworks:
@@ -570,10 +578,10 @@ def run(count: int, seed: int, frameworks: tuple[str, ...], log: Any = None) -> 
             failures.append({"case": k, "what": str(bad), "spec": small})
             if log:
                 print(f"case {k}: {bad}\nminimal spec:\n{json.dumps(small)}", file=log)
-        if log and (k + 1) % 50 == 0:
-            print(f"{k + 1}/{count} checked, {len(failures)} disagreements, "
+        if log and (k + 1 - start) % 50 == 0:
+            print(f"{k + 1 - start}/{count} checked, {len(failures)} disagreements, "
                   f"{time.time() - t0:.0f}s", file=log)
-    return {"count": count, "seed": seed, "frameworks": list(frameworks),
+    return {"count": count, "start": start, "seed": seed, "frameworks": list(frameworks),
             "disagreements": len(failures), "node_comparisons": compared,
             "closed_form_checks": closed, "merged_layout_nodes": merged, "skipped": skipped,
             "inexact_upsampling": len(inexact), "seconds": round(time.time() - t0, 1),
