@@ -9,9 +9,11 @@ pass to the end-point (plus the analysis), records its memory, then runs
 - CPU: ``ru_maxrss`` of the child (peak RSS) after the run; the baseline is the RSS
   (``/proc/self/status`` VmRSS, else ``ru_maxrss``) after the build and forward; reported: both
   and the difference, in MiB;
-- GPU (``--device cuda``): torch ``cuda.max_memory_allocated`` (peak reset after the forward),
-  JAX ``device.memory_stats()['peak_bytes_in_use']`` (JAX cannot reset it: the baseline is the
-  peak after the forward); the child's RSS is recorded too.
+- GPU (``--device cuda``): torch ``cuda.max_memory_allocated`` (peak reset after the forward,
+  so the baseline is what stays allocated), JAX ``device.memory_stats()['peak_bytes_in_use']``
+  with the baseline ``bytes_in_use`` after a jitted forward (JAX cannot reset its peak: if the
+  forward's own peak were higher than the measurement's, the increase would be overstated
+  by at most ``device_baseline_peak_mib - device_baseline_mib``); the child's RSS too.
 
 Also the wall time of the run (one run: indicative only). Run:
 
@@ -60,6 +62,7 @@ def child(args) -> dict:
     from analytic import analyze
     b = load(args.model, args.framework)
     gpu = args.device != "cpu"
+    row_extra: dict = {}
     layout = b.layout if args.framework == "jax" else None
     analysis = analyze(b.model, b.input_shape, output=b.output,
                        **({"layout": layout} if layout else {}))
@@ -80,13 +83,17 @@ def child(args) -> dict:
         dev = jax.devices({"cuda": "gpu"}.get(args.device, args.device))[0]
         fn, params = b.model
         params = jax.device_put(params, dev)
-        jax.block_until_ready(b.endpoint_fn(params, jax.device_put(
+        # jitted: an eager forward keeps many more buffers alive than the measurement and
+        # would set a peak that JAX cannot reset
+        jax.block_until_ready(jax.jit(b.endpoint_fn)(params, jax.device_put(
             jnp.zeros(b.input_shape, jnp.float32), dev)))
         b.model = (fn, params)
         if gpu:
-            base_dev = dev.memory_stats()["peak_bytes_in_use"] / MIB
+            stats = dev.memory_stats()
+            base_dev = stats["bytes_in_use"] / MIB
+            row_extra = {"device_baseline_peak_mib": stats["peak_bytes_in_use"] / MIB}
     row = {"chunk": args.chunk, "baseline_rss_mib": rss_now(),
-           "baseline_peak_rss_mib": peak_rss()}
+           "baseline_peak_rss_mib": peak_rss(), **row_extra}
     t = time.perf_counter()
     r = erf.measure(b.model, b.input_shape, output=b.output, units=args.units, chunk=args.chunk,
                     device=args.device, layout=layout, analysis=analysis)
