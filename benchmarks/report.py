@@ -132,7 +132,10 @@ def erf_frameworks(lines: list[str]) -> None:
               "Same geometry, end-point and units per framework (`bench_erf_frameworks.py`). "
               "loop = one vjp per unit on a retained forward; floor = the faster bare batched "
               "backward of all units at once. groups = backward passes' cotangents after "
-              "packing (= units when nothing packs).", "",
+              "packing (= units when nothing packs). JAX's erf.measure builds new jitted "
+              "functions on every call, so its time includes XLA compilation (a fixed cost "
+              "per call that the floor, compiled once and warmed up, does not pay). On GPU "
+              "both frameworks run float32 with their default TF32 use for convolutions.", "",
               "| model | framework | device | units | chunk | groups (pack) | measure | "
               "measure pack | loop | floor |", "|---|---|---|---|---|---|---|---|---|---|"]
     checks = []
