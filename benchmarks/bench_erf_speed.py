@@ -18,8 +18,11 @@ CPU time per unit (process time over all threads). On a shared, loaded machine p
 peers, which inflates both wall and CPU time of the paths with many small ops.
 
     python benchmarks/bench_erf_speed.py [--output layer3] [--units grid:8] [--threads 2]
+        [--device cuda]
 
-writes ``benchmarks/results/erf_speed_<output>_<threads>t.json`` (median and best of the repeats).
+writes ``benchmarks/results/erf_speed_<output>_<threads>t.json`` (median and best of the repeats;
+``erf_speed_<output>_cuda.json`` with ``--device cuda``, where every timed call ends with
+``torch.cuda.synchronize()`` and the CPU time per unit is only the host's share).
 """
 
 from __future__ import annotations
@@ -136,10 +139,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loop-units", type=int, default=8, help="units timed in the loop")
     ap.add_argument("--repeat", type=int, default=3, help="timings per path")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device")
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = ResNet50().eval()
+    model = ResNet50().eval().to(device)
     graph = load_spec(resnet50_spec(args.size))
     shape = (1, 3, args.size, args.size)
     node_shape = graph[graph.resolve(args.output)].shape
@@ -152,26 +163,29 @@ def main() -> None:
         for _ in range(args.repeat):
             t, c = time.perf_counter(), time.process_time()
             fn()
+            sync()
             rows.setdefault(name, []).append(n / (time.perf_counter() - t))
             cpu.setdefault(name, []).append((time.process_time() - c) / n)
 
     # 1. the library path (includes copying the model, the forward, the regions, reductions)
-    erf.measure(model, shape, analysis=graph, output=args.output, units="center")  # warm-up
+    erf.measure(model, shape, analysis=graph, output=args.output, units="center",
+                device=args.device)  # warm-up
     result = {}
     timed("erf.measure (func.vjp + vmap, chunked)", k, lambda: result.setdefault(
-        "r", erf.measure(model, shape, analysis=graph, output=args.output, units=args.units)))
+        "r", erf.measure(model, shape, analysis=graph, output=args.output, units=args.units,
+                         device=args.device)))
     r = result["r"]
     print(r, file=sys.stderr)
 
     # shared forward for the bare paths (parameters frozen, as the library does)
     for p in model.parameters():
         p.requires_grad_(False)
-    x = torch.randn(shape, requires_grad=True)
+    x = torch.randn(shape, device=device, requires_grad=True)
     box, handle = endpoint(model, args.output)
     model(x)
     handle.remove()
     y = box["y"]
-    cot = torch.zeros((k, *y.shape))
+    cot = torch.zeros((k, *y.shape), device=device)
     for j, u in enumerate(units):
         cot[(j, 0, slice(None), *u)] = 1
 
@@ -202,6 +216,8 @@ def main() -> None:
     info = {"model": "ResNet-50 (torchvision layout)", "input": list(shape),
             "output": args.output, "output_shape": list(node_shape), "units": args.units,
             "k": k, "threads": args.threads, "chunk": r.settings["chunk"],
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "repeat": args.repeat,
             "units_per_second_median": {n: statistics.median(v) for n, v in rows.items()},
             "units_per_second_best": {n: max(v) for n, v in rows.items()},
@@ -215,7 +231,10 @@ def main() -> None:
         print(f"  {name:45s} {statistics.median(rates):8.2f} units/s median of {len(rates)} "
               f"(best {max(rates):.2f}); {statistics.median(cpu[name]):.2f} CPU s/unit")
     print(f"  peak RSS {peak:.0f} MiB")
-    print(f"  -> {write_result(f'erf_speed_{args.output}_{args.threads}t', info)}")
+    if device.type == "cuda":
+        info["cuda_max_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    suffix = "cuda" if device.type == "cuda" else f"{args.threads}t"
+    print(f"  -> {write_result(f'erf_speed_{args.output}_{suffix}', info)}")
     assert np.isfinite(r.mean_map).all()
 
 

@@ -6,12 +6,14 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+# where results go: $BENCH_RESULTS if set (run_device.sh points it at the caller's folder)
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).parent / "results")
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
@@ -36,11 +38,13 @@ def machine() -> dict:
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except ImportError:
         pass
+    if "jax" in sys.modules:  # only when the benchmark uses it (importing it costs seconds)
+        info["jax"] = sys.modules["jax"].__version__
     return info
 
 
 def write_result(name: str, payload: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically (temp file + rename)."""
+    """Write ``<RESULTS>/<name>.json`` atomically (temp file + rename)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     payload = {"benchmark": name, "machine": machine(), **payload}

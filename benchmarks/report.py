@@ -60,16 +60,28 @@ def capture(lines: list[str]) -> None:
 
 
 def erf_speed(lines: list[str]) -> None:
-    rows = []
+    rows, checks = [], []
     for path in sorted(RESULTS.glob("erf_speed_*.json")):
         d = json.loads(path.read_text())
         for method, ups in d["units_per_second_median"].items():
             rows.append(f"| {path.stem} | {d['output']} | {d['k']} | {d['threads']} | "
                         f"{d['chunk']} | {method} | {ups:.2f} |")
+        m = d["units_per_second_median"]
+        ours = next(v for k, v in m.items() if k.startswith("erf.measure"))
+        loop = next(v for k, v in m.items() if k.startswith("one autograd"))
+        floor = max(v for k, v in m.items() if k.startswith("bare"))
+        checks.append(f"| {path.stem} | {d.get('device', 'cpu')} | {floor / ours:.2f}× | "
+                      f"{verdict(floor / ours, 1.3, True)} | {ours / loop:.2f}× | "
+                      f"{verdict(ours / loop, 10, False)} |")
     if rows:
-        lines += ["## ERF throughput, ResNet-50 layout at 224 (CPU, units/s, median)", "",
+        lines += ["## ERF throughput, ResNet-50 layout at 224 (`bench_erf_speed.py`, units/s, "
+                  "median)", "",
                   "| run | end-point | units | threads | chunk | method | units/s |",
-                  "|---|---|---|---|---|---|---|", *rows, ""]
+                  "|---|---|---|---|---|---|---|", *rows, "",
+                  "Targets per run: ours / floor time ≤ 1.3× (floor = the faster bare batched "
+                  "path), ours ≥ 10× the per-unit loop.", "",
+                  "| run | device | ours / floor | ≤ 1.3× | ours vs loop | ≥ 10× |",
+                  "|---|---|---|---|---|---|", *checks, ""]
 
 
 def crop(lines: list[str]) -> None:
@@ -86,13 +98,121 @@ def crop(lines: list[str]) -> None:
     lines.append("")
 
 
+def verdict(value: float, target: float, at_most: bool) -> str:
+    """'met' or 'missed by X×' for a ratio and its target (<= target or >= target)."""
+    ok = value <= target if at_most else value >= target
+    return "met" if ok else f"missed by {value / target if at_most else target / value:.2f}×"
+
+
+def frontends(lines: list[str]) -> None:
+    d = load("frontends")
+    if not d:
+        return
+    lines += ["## Capture vs analysis per frontend (warm, median, CPU)", "",
+              f"Median of {d['repeats']} repeats (torch.export: {d['export_repeats']}), "
+              f"{d['threads']} thread(s). capture = trace/make_jaxpr + IR build; r/S/P = every "
+              "node; regions = exact regions of the end-point. U-Net: r/S/P are undefined at "
+              "its output (transposed convs), regions are exact.", "",
+              "| model | input | frontend | nodes | capture (s) | r/S/P (s) | regions (s) | "
+              "end-point r, S, P | frontends agree |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        rsp = "undefined" if r["rsp"][0] is None or None in r["rsp"][0] else \
+            ", ".join(str(v[0]) for v in r["rsp"])
+        lines.append(f"| {r['model']} | {r['input_shape']} | {r['frontend']} | {r['nodes']} | "
+                     f"{r['capture_s']:.3f} | {r['rsp_s']:.4f} | {r['regions_s']:.3f} | "
+                     f"{rsp} | {'yes' if r['frontends_agree'] else 'NO'} |")
+    lines.append("")
+
+
+def erf_frameworks(lines: list[str]) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("erf_frameworks_*.json"))]
+    if not runs:
+        return
+    lines += ["## ERF throughput, PyTorch vs JAX (units/s, median; float32)", "",
+              "Same geometry, end-point and units per framework (`bench_erf_frameworks.py`). "
+              "loop = one vjp per unit on a retained forward; floor = the faster bare batched "
+              "backward of all units at once. groups = backward passes' cotangents after "
+              "packing (= units when nothing packs). JAX's erf.measure builds new jitted "
+              "functions on every call, so its time includes XLA compilation (a fixed cost "
+              "per call that the floor, compiled once and warmed up, does not pay). On GPU "
+              "both frameworks run float32 with their default TF32 use for convolutions.", "",
+              "| model | framework | device | units | chunk | groups (pack) | measure | "
+              "measure pack | loop | floor |", "|---|---|---|---|---|---|---|---|---|---|"]
+    checks = []
+    for d in sorted(runs, key=lambda d: (d["model_key"], d["device"] != "cpu",
+                                         d["framework"])):
+        m = d["units_per_second_median"]
+        where = d["device"] if d["device"] != "cpu" else f"cpu {d['threads']}t"
+        st = d["measure_settings"]
+        lines.append(f"| {d['model']} | {d['framework']} | {where} | {d['k']} | "
+                     f"{st['plain']['chunk']} | {st['pack']['groups']} | "
+                     f"{m['erf.measure']:.1f} | {m['erf.measure pack=True']:.1f} | "
+                     f"{m['loop: one vjp per unit']:.1f} | {d['floor_units_per_second']:.1f} |")
+        for path, r in d["ratios"].items():
+            checks.append(f"| {d['model']} | {d['framework']} | {where} | {path} | "
+                          f"{r['floor_over_ours']:.2f}× | "
+                          f"{verdict(r['floor_over_ours'], 1.3, True)} | "
+                          f"{r['ours_over_loop']:.2f}× | "
+                          f"{verdict(r['ours_over_loop'], 10, False)} |")
+    lines += ["", "Targets: floor time / our time ≤ 1.3× (ours = floor rate / our rate), and "
+              "ours ≥ 10× the per-unit loop (≥ 64 units).", "",
+              "| model | framework | device | path | ours / floor | ≤ 1.3× | ours vs loop | "
+              "≥ 10× |", "|---|---|---|---|---|---|---|---|", *checks, ""]
+
+
+def memory(lines: list[str]) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("memory_*.json"))]
+    if not runs:
+        return
+    lines += ["## Peak memory of erf.measure vs units per chunk (fresh process per point)", "",
+              "Per run: peak / increase in MiB. CPU: peak RSS (ru_maxrss) after the run, "
+              "increase over the RSS after model build + forward. GPU (cuda): peak allocated "
+              "on the device (torch `max_memory_allocated`, JAX `peak_bytes_in_use`) and its "
+              "increase over the same baseline. Last row: seconds of the chunk-64 run.", ""]
+    for model in sorted({d["model_key"] for d in runs}):
+        cols = sorted((d for d in runs if d["model_key"] == model),
+                      key=lambda d: (d["device"] != "cpu", d["framework"]))
+        lines += [f"### {model}, {cols[0]['units']}", "",
+                  "| chunk | " + " | ".join(f"{d['framework']} {d['device']}" for d in cols)
+                  + " |", "|---|" + "---|" * len(cols)]
+        chunks = sorted({r["chunk"] for d in cols for r in d["rows"]})
+        for c in chunks:
+            cells = []
+            for d in cols:
+                r = next((r for r in d["rows"] if r["chunk"] == c), None)
+                if r is None:
+                    cells.append("")
+                elif "error" in r:
+                    cells.append("failed")
+                elif d["device"] != "cpu":
+                    cells.append(f"{r['device_peak_mib']:.0f} / +{r['device_increase_mib']:.0f}")
+                else:
+                    cells.append(f"{r['peak_rss_mib']:.0f} / +{r['rss_increase_mib']:.0f}")
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
+        last = [next((f"{r['seconds']:.2f} s" for r in d["rows"]
+                      if r["chunk"] == max(chunks) and "seconds" in r), "") for d in cols]
+        lines += [f"| time at {max(chunks)} | " + " | ".join(last) + " |", ""]
+
+
+def machines(lines: list[str]) -> None:
+    lines += ["## Where each result ran", "",
+              "| result | CPUs | GPU | torch | jax | python |", "|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("*.json")):
+        m = json.loads(path.read_text()).get("machine", {})
+        lines.append(f"| {path.stem} | {m.get('cpus', '?')} | {m.get('cuda') or '-'} | "
+                     f"{m.get('torch', '-')} | {m.get('jax', '-')} | {m.get('python', '?')} |")
+    lines.append("")
+
+
 def main() -> None:
     lines = ["# Benchmark report", "",
              "Generated by `benchmarks/report.py` from `benchmarks/results/*.json` "
-             "(`bash benchmarks/run_all.sh` reruns everything). Numbers are from the "
-             "development machine (2 CPU cores, shared with other work: treat ratios, not "
-             "absolute times, as the result).", ""]
-    for section in (graph_scaling, capture, erf_speed, crop):
+             "(`bash benchmarks/run_all.sh` reruns everything on this machine, "
+             "`bash benchmarks/run_device.sh DIR` on a GPU machine). Each result names the "
+             "machine it ran on (table at the end): the development machine has 2 CPU cores "
+             "shared with other work, so treat ratios, not absolute times, as the result.", ""]
+    for section in (graph_scaling, capture, frontends, erf_speed, erf_frameworks, memory,
+                    crop, machines):
         section(lines)
     (Path(__file__).parent / "REPORT.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
