@@ -174,6 +174,59 @@ def _truncate(call: Callable, path: str) -> Callable:
     return truncated
 
 
+# Jitted functions shared by every measurement of the same function: jax.jit compiles once per
+# function object and shapes, so a new wrapper per call would recompile (a second per call).
+_JITTED: dict = {}
+
+
+def _cached(make: Callable, *key: Any) -> Any:
+    """``make(*key)``, built once per key (once per call if the key cannot be hashed)."""
+    try:
+        hash(key)
+    except TypeError:
+        return make(*key)
+    if (make, *key) not in _JITTED:
+        if len(_JITTED) > 512:  # new functions every call: do not grow without bound
+            _JITTED.clear()
+        _JITTED[(make, *key)] = make(*key)
+    return _JITTED[(make, *key)]
+
+
+def _jit_forward(call: Callable) -> Callable:
+    return jax.jit(lambda p, x: jax.vjp(partial(call, p), x))
+
+
+def _reduce(g: Any, channels: tuple[int, ...], batch: int | None, variants: tuple[str, ...]):
+    out = []
+    for v in variants:
+        t = jnp.abs(g) if v == "abs" else jnp.square(g) if v == "squared" else g
+        if channels:
+            t = t.sum(axis=channels)
+        if batch is not None:
+            t = t.mean(axis=batch)
+        out.append(t)
+    return tuple(out)
+
+
+def _jit_backward(layout: Layout, variants: tuple[str, ...]) -> Callable:
+    """vmap of a forward's vjp over rows of cotangents, reduced per variant."""
+    channels, batch = reduce_axes(layout)
+    return jax.jit(lambda vjp, cot: _reduce(jax.vmap(vjp)(cot)[0], channels, batch, variants))
+
+
+def _jit_crop(call: Callable, layout: Layout, variants: tuple[str, ...], rows: int,
+              per_crop: int) -> Callable:
+    """Forward and backward of crops stacked along the batch axis, reduced per crop."""
+    one, order = unstacked_layout(layout)
+    channels, batch = reduce_axes(one)
+
+    def run(params, x, cot):
+        _, vjp = jax.vjp(partial(call, params), x)
+        g = jnp.transpose(vjp(cot)[0], order)
+        return _reduce(g.reshape(rows, per_crop, *g.shape[1:]), channels, batch, variants)
+    return jax.jit(run)
+
+
 def _float_dtype(params: Any, dtype: Any) -> np.dtype:
     if dtype is not None:
         return np.dtype(dtype)
@@ -193,9 +246,9 @@ class JaxBackend:
                  dtype: Any = None, init: Any = None, allow_train_mode: bool = False):
         self.call, params = split_model(model)
         if endpoint is not None and endpoint[0] == "flax":
-            self.call = _capture(_linen_pair(model)[0], endpoint[1])
+            self.call = _cached(_capture, _linen_pair(model)[0], endpoint[1])
         elif endpoint is not None:
-            self.call = _truncate(self.call, endpoint[1])
+            self.call = _cached(_truncate, self.call, endpoint[1])
         if init is not None and params is None:
             raise MeasureError("init= re-initialises the params of a (fn, params) pair; this "
                                "model is a bare function with no params to re-draw")
@@ -208,8 +261,7 @@ class JaxBackend:
         self.batched: bool | str = True
         with self.context():
             self.params = None if params is None else jax.tree.map(self._cast, params)
-        self._forward = jax.jit(lambda p, x: jax.vjp(partial(self.call, p), x))
-        self._backward: dict = {}
+        self._forward = _cached(_jit_forward, self.call)
         self._rows = 0
         self._crop_rows: dict = {}
         self._sample_params = self.params
@@ -270,25 +322,8 @@ class JaxBackend:
         per = 6 * residual + 2 * xj.nbytes + y.nbytes
         return JaxPass(self, y, vjp, out_layout, per)
 
-    def backward_fn(self, out_layout: Layout, variants: tuple[str, ...]) -> Callable:
-        key = (out_layout, variants)
-        if key not in self._backward:
-            channels, batch = reduce_axes(self.layout)
-
-            def run(vjp, cot):
-                g = jax.vmap(vjp)(cot)[0]
-                out = []
-                for v in variants:
-                    t = jnp.abs(g) if v == "abs" else jnp.square(g) if v == "squared" else g
-                    if channels:
-                        t = t.sum(axis=channels)
-                    if batch is not None:
-                        t = t.mean(axis=batch)
-                    out.append(t)
-                return tuple(out)
-            self._backward[key] = jax.jit(run)
-        return self._backward[key]
-
+    def backward_fn(self, variants: tuple[str, ...]) -> Callable:
+        return _cached(_jit_backward, self.layout, variants)
 
     def crop_backward(self, crops: np.ndarray, inner: np.ndarray, node_shape: Sequence[int],
                       variants: Sequence[str]) -> tuple[dict, int]:
@@ -308,30 +343,10 @@ class JaxBackend:
         out_layout = infer_layout(tuple(y.shape), node_shape, layout.channels_last, True,
                                   what="function output on crops")
         cot = jnp.asarray(stacked_cotangent(y.shape, out_layout, inner, per_crop), y.dtype)
-        maps = self._crop_fn(tuple(variants), rows, per_crop)(params, x, cot)
+        maps = _cached(_jit_crop, self.call, self.layout, tuple(variants), rows, per_crop)(
+            params, x, cot)
         per = (8 * x.nbytes + cot.nbytes) // rows  # no activations measured: ~ a few inputs
         return {v: np.asarray(m[:k], np.float64) for v, m in zip(variants, maps)}, per
-
-    def _crop_fn(self, variants: tuple[str, ...], rows: int, per_crop: int) -> Callable:
-        key = ("crop", variants, rows, per_crop)
-        if key not in self._backward:
-            one, order = unstacked_layout(self.layout)
-            channels, batch = reduce_axes(one)
-
-            def run(params, x, cot):
-                _, vjp = jax.vjp(partial(self.call, params), x)
-                g = jnp.transpose(vjp(cot)[0], order)
-                g = g.reshape(rows, per_crop, *g.shape[1:])
-                out = []
-                for v in variants:
-                    t = jnp.abs(g) if v == "abs" else jnp.square(g) if v == "squared" else g
-                    if channels:
-                        t = t.sum(axis=channels)
-                    out.append(t.mean(axis=batch))
-                return tuple(out)
-            self._backward[key] = jax.jit(run)
-        return self._backward[key]
-
 
 class JaxPass:
     """The forward pass of one sample; :meth:`backward` runs chunks of impulse groups."""
@@ -348,6 +363,6 @@ class JaxPass:
         axes = self.out_layout.axes
         view = np.moveaxis(cot, tuple(1 + a for a in axes), tuple(range(1, 1 + len(axes))))
         view[impulse_index(self.out_layout, groups)] = 1
-        run = b.backward_fn(self.out_layout, tuple(variants))
+        run = b.backward_fn(tuple(variants))
         maps = run(self.vjp, jnp.asarray(cot))
         return {v: np.asarray(m[:len(groups)], np.float64) for v, m in zip(variants, maps)}
