@@ -76,15 +76,17 @@ def main() -> None:
                        **({"layout": layout} if layout else {}))
     settings = {}
 
-    def measure(pack: bool):
-        r = erf.measure(b.model, b.input_shape, output=b.output, units=args.units, pack=pack,
-                        device=args.device, layout=layout, analysis=analysis)
+    def measure(pack: bool, units=None):
+        r = erf.measure(b.model, b.input_shape, output=b.output, units=units or args.units,
+                        pack=pack, device=args.device, layout=layout, analysis=analysis)
         settings["pack" if pack else "plain"] = {
             key: r.settings.get(key) for key in ("chunk", "groups", "device", "dtype")}
         assert np.isfinite(r.mean_map).all()
         return r
     all_paths = {"erf.measure": (k, lambda: measure(False)),
-                 "erf.measure pack=True": (k, lambda: measure(True)), **paths}
+                 "erf.measure pack=True": (k, lambda: measure(True)),
+                 "erf.measure, 1 unit (per-call setup)": (1, lambda: measure(False, "center")),
+                 **paths}
     for name, (n, fn) in all_paths.items():
         sync(fn())  # warm-up (compilation, allocator)
         for _ in range(args.repeat):
@@ -97,6 +99,11 @@ def main() -> None:
     loop = med["loop: one vjp per unit"]
     ratios = {m: {"floor_over_ours": floor / med[m], "ours_over_loop": med[m] / loop}
               for m in ("erf.measure", "erf.measure pack=True")}
+    # per-unit cost without the per-call setup (model copy, first forward): (t_k - t_1)/(k-1)
+    t_k, t_1 = k / med["erf.measure"], 1 / med["erf.measure, 1 unit (per-call setup)"]
+    marginal = (k - 1) / (t_k - t_1) if t_k > t_1 else float("inf")
+    ratios["erf.measure marginal"] = {"floor_over_ours": floor / marginal,
+                                      "ours_over_loop": marginal / loop}
     gpu = args.device != "cpu"
     name = f"erf_frameworks_{args.model}_{args.framework}_" + (
         "cuda" if gpu else f"{args.threads}t")
@@ -105,6 +112,7 @@ def main() -> None:
             "units": args.units, "k": k, "device": args.device, "threads": args.threads,
             "repeat": args.repeat, "loop_units": min(args.loop_units, k),
             "measure_settings": settings, "units_per_second_median": med,
+            "measure_setup_seconds": t_1, "measure_marginal_units_per_second": marginal,
             "units_per_second_all": rates, "floor_units_per_second": floor, "ratios": ratios,
             "targets": {"floor_over_ours_max": 1.3, "ours_over_loop_min": 10},
             "load_average_1min": os.getloadavg()[0], **extra}

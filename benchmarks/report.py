@@ -85,16 +85,26 @@ def erf_speed(lines: list[str]) -> None:
 
 
 def crop(lines: list[str]) -> None:
-    d = load("crop")
-    if not d:
+    runs = [d for d in (load("crop"), load("crop_cuda")) if d]
+    if not runs:
         return
     lines += ["## Crop measurement (theory pays for the measurement)", "",
-              "| model | input | end-point | units | crop units/s | full units/s | speed-up | "
-              "max rel. diff |", "|---|---|---|---|---|---|---|---|"]
-    for r in d["rows"]:
-        lines.append(f"| {r['model']} | {r['input'][-1]} | {r['end_point']} | {r['units']} | "
-                     f"{r['crop_units_per_s']:.2f} | {r['full_units_per_s']:.2f} | "
-                     f"{r['speedup']:.1f}x | {r['max_rel_diff']:.1e} |")
+              "`erf.measure(crop=True)` vs `erf.measure` on the full input vs one forward + "
+              "backward per unit on the full image (target: ≥ 10× the last).", "",
+              "| model | input | device | end-point | units | crops (per pass) | crop units/s | "
+              "full-input erf.measure units/s | per-unit loop units/s | crop vs loop | "
+              "max rel. diff |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in runs:
+        for r in d["rows"]:
+            if "loop_units_per_s" not in r:  # an older format
+                continue
+            crops = "; ".join("x".join(map(str, s)) for s in r["crop_shapes"])
+            lines.append(
+                f"| {r['model']} | {r['input'][-1]} | {r['device']} | {r['end_point']} | "
+                f"{r['units']} | {crops} ({r['crop_chunk']}) | {r['crop_units_per_s']:.2f} | "
+                f"{r['measure_full_units_per_s']:.2f} | {r['loop_units_per_s']:.2f} | "
+                f"{r['speedup']:.1f}x, {verdict(r['speedup'], 10, False)} | "
+                f"{r['max_rel_diff']:.1e} |")
     lines.append("")
 
 
@@ -124,6 +134,10 @@ def frontends(lines: list[str]) -> None:
     lines.append("")
 
 
+def _num(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def erf_frameworks(lines: list[str]) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("erf_frameworks_*.json"))]
     if not runs:
@@ -132,12 +146,14 @@ def erf_frameworks(lines: list[str]) -> None:
               "Same geometry, end-point and units per framework (`bench_erf_frameworks.py`). "
               "loop = one vjp per unit on a retained forward; floor = the faster bare batched "
               "backward of all units at once. groups = backward passes' cotangents after "
-              "packing (= units when nothing packs). JAX's erf.measure builds new jitted "
-              "functions on every call, so its time includes XLA compilation (a fixed cost "
-              "per call that the floor, compiled once and warmed up, does not pay). On GPU "
-              "both frameworks run float32 with their default TF32 use for convolutions.", "",
+              "packing (= units when nothing packs). setup = one erf.measure call of 1 unit (model "
+              "copy to the device, first forward); marginal = (k - 1) / (t_k - t_1), the rate "
+              "once the per-call setup is paid (results without these columns predate them). "
+              "On GPU both frameworks run float32 with their default TF32 use for "
+              "convolutions.", "",
               "| model | framework | device | units | chunk | groups (pack) | measure | "
-              "measure pack | loop | floor |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "measure pack | setup (s) | marginal | loop | floor |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     checks = []
     for d in sorted(runs, key=lambda d: (d["model_key"], d["device"] != "cpu",
                                          d["framework"])):
@@ -147,6 +163,8 @@ def erf_frameworks(lines: list[str]) -> None:
         lines.append(f"| {d['model']} | {d['framework']} | {where} | {d['k']} | "
                      f"{st['plain']['chunk']} | {st['pack']['groups']} | "
                      f"{m['erf.measure']:.1f} | {m['erf.measure pack=True']:.1f} | "
+                     f"{_num(d.get('measure_setup_seconds'), 3)} | "
+                     f"{_num(d.get('measure_marginal_units_per_second'), 1)} | "
                      f"{m['loop: one vjp per unit']:.1f} | {d['floor_units_per_second']:.1f} |")
         for path, r in d["ratios"].items():
             checks.append(f"| {d['model']} | {d['framework']} | {where} | {path} | "

@@ -46,6 +46,7 @@ done
 # wall times, the host side of small kernels may be a little slower than on an idle machine)
 (
     st=0
+    run crop_cuda $PY $B/bench_crop.py --device cuda --units-full 16 || st=1
     run erf_speed_cuda $PY $B/bench_erf_speed.py --output layer3 --units grid:8 --device cuda --repeat 5 --loop-units 64 || st=1
     for fw in torch jax; do
         run erf_fw_small_${fw}_cuda $PY $B/bench_erf_frameworks.py --framework $fw --model small --device cuda --repeat 5 --loop-units 64 || st=1
