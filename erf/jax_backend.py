@@ -196,6 +196,18 @@ def _jit_forward(call: Callable) -> Callable:
     return jax.jit(lambda p, x: jax.vjp(partial(call, p), x))
 
 
+def _jit_cotangent(shape: tuple[int, ...], axes: tuple[int, ...], dtype: str) -> Callable:
+    """Rows of one-hot cotangents built on the device from impulse indices (row, *position;
+    the spatial axes moved after the row axis, see :func:`erf.impulses.impulse_index`)."""
+    moved = (tuple(1 + a for a in axes), tuple(range(1, 1 + len(axes))))
+
+    def make(index):
+        view = jnp.moveaxis(jnp.zeros(shape, dtype), *moved)
+        view = view.at[tuple(index)].set(1, mode="drop")
+        return jnp.moveaxis(view, moved[1], moved[0])
+    return jax.jit(make)
+
+
 def _reduce(g: Any, channels: tuple[int, ...], batch: int | None, variants: tuple[str, ...]):
     out = []
     for v in variants:
@@ -359,10 +371,12 @@ class JaxPass:
     def backward(self, groups: Sequence[np.ndarray], variants: Sequence[str]) -> dict:
         b = self.backend
         b._rows = max(b._rows, len(groups))  # pad to one size: one compilation per chunk size
-        cot = np.zeros((b._rows, *self.y.shape), b.np_dtype)
-        axes = self.out_layout.axes
-        view = np.moveaxis(cot, tuple(1 + a for a in axes), tuple(range(1, 1 + len(axes))))
-        view[impulse_index(self.out_layout, groups)] = 1
+        index = impulse_index(self.out_layout, groups)
+        n = 1 << max(len(index[0]) - 1, 0).bit_length()  # padded: few compilations
+        index = np.stack([np.pad(i, (0, n - len(i)), constant_values=b._rows if j == 0 else 0)
+                          for j, i in enumerate(index)])  # row b._rows: dropped (no impulse)
+        make = _cached(_jit_cotangent, (b._rows, *self.y.shape), self.out_layout.axes,
+                       self.y.dtype.name)
         run = b.backward_fn(tuple(variants))
-        maps = run(self.vjp, jnp.asarray(cot))
+        maps = run(self.vjp, make(jnp.asarray(index)))
         return {v: np.asarray(m[:len(groups)], np.float64) for v, m in zip(variants, maps)}
