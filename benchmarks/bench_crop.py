@@ -1,9 +1,11 @@
 """Crop measurement vs the full input: units/s of ERF measurement on a ResNet-50-sized net.
 
-Run: ``python benchmarks/bench_crop.py [--device cpu|cuda] [--size 512] [--threads 1]``;
-writes results/crop.json (results/crop_cuda.json on a GPU). torchvision-style ResNet-50
-(width 64, built here), float32, end-point ``layer2`` (mid-level: r 99 px, S 8, well inside a
-512 px image), an 8x8 grid of 64 interior units. Three ways to get the same units' maps:
+Run: ``python benchmarks/bench_crop.py [--device cpu|cuda] [--size 512] [--threads 1]
+[--model resnet50|convnext_t|replknet_31b] [--grid 8]``; writes results/crop.json for the
+default model and size (else crop_<model>_<size>.json; ``_cuda`` on a GPU). Default:
+torchvision-style ResNet-50 (width 64, built here), float32, end-point ``layer2`` (mid-level:
+r 99 px, S 8, well inside a 512 px image), an 8x8 grid of 64 interior units; the other
+models at ``stages.1`` (stride 8). Three ways to get the same units' maps:
 
 - ``erf.measure(crop=True)``: each unit on a crop holding its exact region, crops stacked
   along the batch axis; the time includes both analyses (full size and crop size, the
@@ -34,7 +36,16 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
 from common import write_result  # noqa: E402
 
 import erf  # noqa: E402
+from experiments.models.modern import convnext_t, replknet_31b  # noqa: E402
 from experiments.models.torch_nets import ResNet  # noqa: E402
+
+# name -> (description, factory, end-point, its stride)
+MODELS = {
+    "resnet50": ("torchvision-style ResNet-50 (width 64)",
+                 lambda: ResNet((3, 4, 6, 3), width=64, classes=1000), "layer2", 8),
+    "convnext_t": ("ConvNeXt-T", convnext_t, "stages.1", 8),
+    "replknet_31b": ("RepLKNet-31B (31x31 kernels)", replknet_31b, "stages.1", 8),
+}
 
 
 def per_unit_loop(model, x, output: str, units: np.ndarray) -> np.ndarray:
@@ -77,14 +88,17 @@ def main() -> None:
     ap.add_argument("--units-full", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunk", type=int, help="crops per pass (default: erf's choice)")
+    ap.add_argument("--model", choices=sorted(MODELS), default="resnet50")
+    ap.add_argument("--grid", type=int, default=8, help="units: a GRID x GRID grid")
     opts = ap.parse_args()
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
     warnings.simplefilter("error")  # a refused crop must not pass unnoticed
-    model = ResNet((3, 4, 6, 3), width=64, classes=1000).eval().to(opts.device)
-    output, shape = "layer2", (1, 3, opts.size, opts.size)
-    n = opts.size // 8  # layer2's size
-    idx = np.linspace(n // 8, n - 1 - n // 8, 8).round().astype(int)
+    description, make, output, stride = MODELS[opts.model]
+    model = make().eval().to(opts.device)
+    shape = (1, 3, opts.size, opts.size)
+    n = opts.size // stride  # the end-point's size
+    idx = np.linspace(n // 8, n - 1 - n // 8, opts.grid).round().astype(int)
     units = np.array([(i, j) for i in idx for j in idx])
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     kw = dict(output=output, device=opts.device, chunk=opts.chunk)
@@ -99,7 +113,7 @@ def main() -> None:
     err = float(np.abs(cropped.maps[pick] - loop).max() / np.abs(loop).max())
     err_full = float(np.abs(full.maps - loop).max() / np.abs(loop).max())
     info = cropped.settings["crop"]
-    row = {"model": "torchvision-style ResNet-50 (width 64)", "input": list(shape),
+    row = {"model": description, "input": list(shape),
            "device": opts.device, "end_point": output, "units": len(units),
            "crop_shapes": info["crop_shapes"], "crop_chunk": cropped.settings["crop_chunk"],
            "crop_seconds": t_crop, "crop_units_per_s": len(units) / t_crop,
@@ -113,7 +127,8 @@ def main() -> None:
           f"{row['crop_chunk']} per pass), full-input erf.measure "
           f"{row['measure_full_units_per_s']:.2f}, one forward+backward per unit "
           f"{row['loop_units_per_s']:.2f} units/s: {row['speedup']:.1f}x; max rel diff {err:.1e}")
-    name = "crop" if opts.device == "cpu" else "crop_cuda"
+    name = "crop" + ("" if (opts.model, opts.size) == ("resnet50", 512) else
+                     f"_{opts.model}_{opts.size}") + ("" if opts.device == "cpu" else "_cuda")
     path = write_result(name, {"target_speedup": 10, "threads": opts.threads,
                                "load_average_1min": os.getloadavg()[0], "rows": [row]})
     print(f"wrote {path}")

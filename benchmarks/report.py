@@ -85,7 +85,7 @@ def erf_speed(lines: list[str]) -> None:
 
 
 def crop(lines: list[str]) -> None:
-    runs = [d for d in (load("crop"), load("crop_cuda")) if d]
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("crop*.json"))]
     if not runs:
         return
     lines += ["## Crop measurement (theory pays for the measurement)", "",
