@@ -263,8 +263,15 @@ def run(s: Setup, *, samples: int, seed: int, input_dist: str = "normal",
                 s.settings["memory_budget"] = int(budget)
             else:
                 s.settings["chunk"] = chunk
-            for start in range(0, len(groups), chunk):
-                block = _chunk(s, fwd, groups[start:start + chunk], variants, sample)
+            start = 0
+            while start < len(groups):
+                part = groups[start:start + chunk]
+                try:
+                    block = _chunk(s, fwd, part, variants, sample)
+                except Exception as e:  # noqa: BLE001 - out of memory: halve the chunk
+                    chunk = _smaller(e, s, len(part), "chunk")
+                    continue
+                start += len(part)
                 bar.update(len(block.units))
                 yield block
     bar.close()
@@ -286,7 +293,12 @@ def _cropped(s: Setup, x: np.ndarray, variants: tuple[str, ...], sample: int,
             part = mine[pos:pos + (size or 1)]
             pos += len(part)
             xs = np.stack([crops.cut(x, s.layout.axes, p.starts[j], shape) for j in part])
-            maps, per_crop = b.crop_backward(xs, p.inner[part], p.node_shapes[i], variants)
+            try:
+                maps, per_crop = b.crop_backward(xs, p.inner[part], p.node_shapes[i], variants)
+            except Exception as e:  # noqa: BLE001 - out of memory: halve the crops per pass
+                pos -= len(part)
+                size = _smaller(e, s, len(part), "crop_chunk")
+                continue
             if size is None:
                 budget = memory_budget or b.memory_budget()
                 cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
@@ -301,6 +313,25 @@ def _cropped(s: Setup, x: np.ndarray, variants: tuple[str, ...], sample: int,
                 full[v] = out
             finite = np.isfinite(maps["abs"].reshape(len(part), -1)).all(axis=1)
             yield Block(sample, p.units[part], full, finite)
+
+
+def _smaller(error: Exception, s: Setup, tried: int, key: str) -> int:
+    """Half of ``tried`` impulses per pass after running out of memory (re-raised if ``error``
+    is anything else); a clear error when a single one does not fit."""
+    text = f"{type(error).__name__}: {error}"
+    if not any(m in text for m in ("out of memory", "OutOfMemory", "RESOURCE_EXHAUSTED")):
+        raise error
+    free = getattr(s.backend, "free_memory", None)
+    if free is not None:
+        free()
+    if tried <= 1:
+        raise MeasureError(
+            f"one impulse does not fit in memory on {s.settings['device']} (input "
+            f"{list(s.input_shape)}): {text.splitlines()[0][:300]}. Measure at a smaller input "
+            "size, with crop=True (memory ~ the region instead of the image), or on a device "
+            "with more memory") from error
+    s.settings[key] = tried // 2
+    return tried // 2
 
 
 def _chunk(s: Setup, fwd: Any, groups: list[list[int]], variants: tuple[str, ...],

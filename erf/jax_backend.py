@@ -307,6 +307,11 @@ class JaxBackend:
             stack.enter_context(jax.default_device(self.device))
             yield
 
+    def free_memory(self) -> None:
+        """After running out of memory: forget the padded chunk sizes (smaller ones follow)."""
+        self._rows = 0
+        self._crop_rows.clear()
+
     def begin_sample(self, init_seed: int | None) -> None:
         """Re-draw the params for a new sample (when ``init`` is given)."""
         self._sample_params = self.params

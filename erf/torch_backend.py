@@ -180,6 +180,11 @@ class TorchBackend:
                                f"needs call {call}")
         return outputs[call]
 
+    def free_memory(self) -> None:
+        """Return cached device memory after running out of it."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def begin_sample(self, init_seed: int | None) -> None:
         """Re-initialise the weights for a new sample (when ``init`` is given)."""
         if self.init is not None and init_seed is not None:

@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+import erf  # noqa: E402
 from erf import crop as crops  # noqa: E402
 from erf import engine, measure  # noqa: E402
 from experiments.models.torch_nets import VGG16, DeepLab, MobileNetV2, ResNet, UNet  # noqa: E402
@@ -174,3 +175,48 @@ def test_cli_crop(tmp_path, capsys):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["settings"]["crop"]["cropped_units"] == 9
     assert "units on crops" in capsys.readouterr().out
+
+
+class OomAbove(nn.Module):
+    """Raises CUDA's out-of-memory error when more than ``limit`` crops come in (inputs that
+    require grad: the crop path's; not the analysis' trace)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        if x.requires_grad and x.shape[0] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.conv(self.conv(x))
+
+
+def test_out_of_memory_halves_the_crops_per_pass():
+    model = OomAbove(3)
+    cropped = measure(model, (1, 1, 40, 40), units="all", crop=True, chunk=16)
+    full = measure(model, (1, 1, 40, 40), units="all")
+    assert cropped.settings["crop_chunk"] == 2
+    np.testing.assert_allclose(cropped.maps, full.maps, rtol=1e-6, atol=1e-9)
+    with pytest.raises(erf.MeasureError, match="one impulse does not fit in memory"):
+        measure(OomAbove(0), (1, 1, 40, 40), units="all", crop=True)
+
+
+def test_out_of_memory_halves_the_chunk(monkeypatch):
+    from erf import torch_backend
+    grads = torch_backend.TorchPass._grads
+
+    def limited(self, cot):
+        if len(cot) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return grads(self, cot)
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1))
+    want = measure(model, (1, 1, 12, 12), units="all", chunk=1)
+    monkeypatch.setattr(torch_backend.TorchPass, "_grads", limited)
+    got = measure(model, (1, 1, 12, 12), units="all", chunk=8)
+    assert got.settings["chunk"] == 2
+    np.testing.assert_array_equal(got.maps, want.maps)
+    with pytest.raises(RuntimeError, match="other"):  # anything else is not caught
+        monkeypatch.setattr(torch_backend.TorchPass, "_grads",
+                            lambda self, cot: (_ for _ in ()).throw(RuntimeError("other")))
+        measure(model, (1, 1, 12, 12), units="all")
