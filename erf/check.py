@@ -124,7 +124,8 @@ def check(model: Any, input_shape=None, *, output: str | None = None, units: Any
     nonfinite = 0
     for block in engine.run(s, samples=samples, seed=seed, input_dist=input_dist,
                             chunk=chunk, progress=progress, label="erf check"):
-        for i, m, ok in zip(block.units, block.maps["abs"], block.finite):
+        maps = block.full_maps("abs", s.spatial_shape)
+        for i, m, ok in zip(block.units, maps, block.finite):
             if not ok:
                 nonfinite += 1
                 continue

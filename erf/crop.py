@@ -124,8 +124,9 @@ def plan(analysis: Any, units: np.ndarray, boxes: np.ndarray) -> CropPlan:
     shapes = sorted({tuple(int(v) for v in s) for s in sizes})
     shape_of = np.asarray([shapes.index(tuple(int(v) for v in s)) for s in sizes], np.int64)
     scale = [node_scale(node, spatial, a) for a in range(d)]
-    shift = np.asarray([[int(t * c) for t, c in zip(row, scale)] for row in start[keep]],
-                       np.int64).reshape(len(keep), d)  # whole positions: L clears every scale
+    num = np.asarray([c.numerator for c in scale], np.int64)
+    den = np.asarray([c.denominator for c in scale], np.int64)
+    shift = start[keep] * num // den  # whole positions: L clears every scale's denominator
     inner = np.asarray(units, np.int64)[keep] - shift
     return CropPlan(keep, start[keep], shape_of, inner.reshape(len(keep), d), shapes, [],
                     np.flatnonzero(whole), tuple(int(v) for v in L))
@@ -174,9 +175,9 @@ def verify(p: CropPlan, full: Any, analyze_at: Callable[[tuple[int, ...]], Any],
 
 def _full_positions(p: CropPlan, scale: list[Fraction]) -> np.ndarray:
     """The cropped units' end-point positions on the full input."""
-    shift = np.asarray([[int(t * c) for t, c in zip(row, scale)] for row in p.starts],
-                       np.int64).reshape(p.starts.shape)
-    return p.inner + shift
+    num = np.asarray([c.numerator for c in scale], np.int64)
+    den = np.asarray([c.denominator for c in scale], np.int64)
+    return p.inner + p.starts * num // den
 
 
 def _cones_fit(full: Any, crop: Any, ancestors: list[str], scales: dict, cones: dict,
@@ -192,11 +193,11 @@ def _cones_fit(full: Any, crop: Any, ancestors: list[str], scales: dict, cones: 
         small = np.asarray(crop.graph[name].shape, np.int64)
         if len(small) != len(big):
             return f"node {name} changes its axes at input size {list(shape)}"
-        shift = np.asarray([[t * c for t, c in zip(row, scales[name])]
-                            for row in p.starts[mine]], dtype=object)
-        if any(v.denominator != 1 for v in shift.ravel()):
+        num = np.asarray([c.numerator for c in scales[name]], np.int64)
+        den = np.asarray([c.denominator for c in scales[name]], np.int64)
+        shift, rest = np.divmod(p.starts[mine] * num, den)
+        if np.any(rest):
             return f"node {name} would be shifted by a fraction of a position"
-        shift = shift.astype(np.int64)
         if np.any(shift + small > big):
             return (f"node {name} at input size {list(shape)} ({list(small)}) does not fit its "
                     f"place in the full node ({list(big)})")

@@ -68,8 +68,27 @@ class Block:
 
     sample: int
     units: np.ndarray  # indices into Setup.units, (m,)
-    maps: dict[str, np.ndarray]  # variant -> (m, *input_spatial) float64
+    maps: dict[str, np.ndarray]  # variant -> (m, *input_spatial) float64, or windows
     finite: np.ndarray  # (m,) bool: False = some gradient entry was NaN/inf
+    starts: np.ndarray | None = None  # (m, D): maps are (m, *window) windows starting here,
+    # zero outside (crops); None: full-size maps
+
+    def full_maps(self, variant: str, shape: Sequence[int]) -> np.ndarray:
+        """(m, *shape) full-size maps of one variant."""
+        if self.starts is None:
+            return self.maps[variant]
+        out = np.zeros((len(self.units), *shape))
+        for j, sl in enumerate(self.windows()):
+            out[(j, *sl)] = self.maps[variant][j]
+        return out
+
+    def windows(self) -> list[tuple[slice, ...]]:
+        """Per unit, the slices of the input its map covers."""
+        if self.starts is None:
+            return [() for _ in self.units]
+        size = next(iter(self.maps.values())).shape[1:]
+        return [tuple(slice(int(a), int(a) + n) for a, n in zip(start, size))
+                for start in self.starts]
 
 
 def setup(model: Any, input_shape: Sequence[int] | None = None, *, inputs: Any = None,
@@ -304,15 +323,8 @@ def _cropped(s: Setup, x: np.ndarray, variants: tuple[str, ...], sample: int,
                 cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
                 size = int(np.clip(budget // max(per_crop, 1), 1, cap))
             s.settings["crop_chunk"] = size
-            full = {}
-            for v in variants:
-                out = np.zeros((len(part), *s.spatial_shape))
-                for j, unit in enumerate(part):
-                    sl = tuple(slice(int(a), int(a) + n) for a, n in zip(p.starts[unit], shape))
-                    out[(j, *sl)] = maps[v][j]
-                full[v] = out
             finite = np.isfinite(maps["abs"].reshape(len(part), -1)).all(axis=1)
-            yield Block(sample, p.units[part], full, finite)
+            yield Block(sample, p.units[part], maps, finite, p.starts[part])
 
 
 def _smaller(error: Exception, s: Setup, tried: int, key: str) -> int:

@@ -228,14 +228,25 @@ def measure(model: Any, input_shape=None, *, inputs: Any = None, output: str | N
         nonfinite += int((~ok).sum())
         done = block.units[ok]  # distinct within a block
         for v in wanted:
-            sums[v][done] += block.maps[v][ok]
+            if block.starts is None:
+                sums[v][done] += block.maps[v][ok]
+                continue
+            for j, window in enumerate(block.windows()):  # crops: add the window only
+                if ok[j]:
+                    sums[v][(block.units[j], *window)] += block.maps[v][j]
         counts[done] += 1
-    n = counts.reshape(-1, *[1] * len(spatial))
-    maps = {v: np.divide(sums[v], n, out=np.full_like(sums[v], np.nan), where=n > 0)
-            for v in wanted}
     measured = counts > 0
-    mean_map = maps["abs"][measured].mean(axis=0) if measured.any() else \
-        np.full(spatial, np.nan)
+    n = np.maximum(counts, 1).reshape(-1, *[1] * len(spatial))
+    maps = {}
+    for v in wanted:  # in place: per-unit maps can be gigabytes
+        maps[v] = sums[v]
+        maps[v] /= n
+        maps[v][~measured] = np.nan
+    if measured.all():
+        mean_map = maps["abs"].mean(axis=0)
+    else:
+        mean_map = maps["abs"][measured].mean(axis=0) if measured.any() else \
+            np.full(spatial, np.nan)
     return ERFResult(units=s.units, maps=maps["abs"], mean_map=mean_map, regions=s.boxes,
                      analysis=s.analysis, nonfinite=nonfinite, counts=counts,
                      settings=s.settings, signed=maps.get("signed"),

@@ -141,7 +141,8 @@ def test_size_dependent_padding_is_refused_and_forcing_is_wrong():
     p.node_shapes = [engine._analysis(model, (1, 1, *size), "3", "torch", None, None)
                      .node().shape for size in p.shapes]
     s.crop = p
-    forced = np.concatenate([b.maps["abs"] for b in engine.run(s, samples=1, seed=0)])
+    forced = np.concatenate([b.full_maps("abs", shape[2:])
+                             for b in engine.run(s, samples=1, seed=0)])
     assert forced.shape == full.maps.shape
     assert not np.allclose(forced, full.maps)  # the refusal is necessary
 
