@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,6 +91,28 @@ def _batchnorm_with_batch_stats(model: torch.nn.Module) -> list[str]:
     norms = (torch.nn.modules.batchnorm._BatchNorm,)
     return [name or "<model>" for name, m in model.named_modules()
             if isinstance(m, norms) and (m.training or m.running_mean is None)]
+
+
+@contextlib.contextmanager
+def largest_output(first: torch.Tensor) -> Iterator[list[int]]:
+    """Inside the block, [bytes of the largest tensor any module returns] (at least
+    ``first``'s)."""
+    largest = [first.numel() * first.element_size()]
+
+    def measure(module, args, out):
+        if isinstance(out, torch.Tensor):
+            largest[0] = max(largest[0], out.numel() * out.element_size())
+    handle = torch.nn.modules.module.register_module_forward_hook(measure)
+    try:
+        yield largest
+    finally:
+        handle.remove()
+
+
+def working_set(largest: int, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Backward working set per impulse: a few activation-sized buffers, the input gradient
+    and the cotangent itself (calibrated on ResNet-50, see benchmarks/bench_erf_speed.py)."""
+    return 6 * largest + 2 * x.numel() * x.element_size() + y.numel() * y.element_size()
 
 
 class TorchBackend:
@@ -196,29 +218,19 @@ class TorchBackend:
     def start(self, x: np.ndarray) -> TorchPass:
         """One forward pass on input ``x`` with the sample's weights."""
         xt = self._tensor(x)
-        largest = [xt.numel() * xt.element_size()]
-
-        def measure(module, args, out):
-            if isinstance(out, torch.Tensor):
-                largest[0] = max(largest[0], out.numel() * out.element_size())
-        handle = torch.nn.modules.module.register_module_forward_hook(measure)
-        try:
-            y, vjp = torch.func.vjp(self._endpoint, xt)
-        except (RuntimeError, TypeError) as e:
-            raise MeasureError(
-                f"the forward pass failed on a {self.dtype_name} input of shape "
-                f"{list(xt.shape)} on {self.device} ({type(e).__name__}: {e}). The model copy "
-                "was cast to that dtype and device: tensors it holds outside parameters and "
-                "buffers were not") from e
-        finally:
-            handle.remove()
+        with largest_output(xt) as largest:
+            try:
+                y, vjp = torch.func.vjp(self._endpoint, xt)
+            except (RuntimeError, TypeError) as e:
+                raise MeasureError(
+                    f"the forward pass failed on a {self.dtype_name} input of shape "
+                    f"{list(xt.shape)} on {self.device} ({type(e).__name__}: {e}). The model "
+                    "copy was cast to that dtype and device: tensors it holds outside "
+                    "parameters and buffers were not") from e
         where = f"output of {self.path!r}" if self.path else "model output"
         out_layout = infer_layout(tuple(y.shape), self.node_shape, self.layout.channels_last,
                                   self.layout.batch is not None, what=where)
-        # backward working set per impulse: a few activation-sized buffers, the input gradient
-        # and the cotangent itself (calibrated on ResNet-50, see benchmarks/bench_erf_speed.py)
-        per = 6 * largest[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
-        return TorchPass(self, y, vjp, out_layout, per)
+        return TorchPass(self, y, vjp, out_layout, working_set(largest[0], xt, y))
 
     def crop_backward(self, crops: np.ndarray, inner: np.ndarray, node_shape: Sequence[int],
                       variants: Sequence[str]) -> tuple[dict, int]:
@@ -228,17 +240,8 @@ class TorchBackend:
         layout = self.layout
         k, per_crop = len(crops), crops.shape[1 + layout.batch]
         xt = self._tensor(np.concatenate(list(crops), axis=layout.batch)).requires_grad_(True)
-        largest = [xt.numel() * xt.element_size()]
-
-        def measure(module, args, out):
-            if isinstance(out, torch.Tensor):
-                largest[0] = max(largest[0], out.numel() * out.element_size())
-        handle = torch.nn.modules.module.register_module_forward_hook(measure)
-        try:
-            with torch.enable_grad():
-                y = self._endpoint(xt)
-        finally:
-            handle.remove()
+        with largest_output(xt) as largest, torch.enable_grad():
+            y = self._endpoint(xt)
         out_layout = infer_layout(tuple(y.shape), node_shape, layout.channels_last, True,
                                   what=f"output of {self.path or 'the model'} on crops")
         cot = torch.as_tensor(stacked_cotangent(y.shape, out_layout, inner, per_crop),
@@ -247,8 +250,7 @@ class TorchBackend:
         one, order = unstacked_layout(layout)
         g = g.permute(order)
         g = g.reshape(k, per_crop, *g.shape[1:])
-        per = 6 * largest[0] + 2 * xt.numel() * xt.element_size() + y.numel() * y.element_size()
-        return reduce_grads(g, one, variants), per // k
+        return reduce_grads(g, one, variants), working_set(largest[0], xt, y) // k
 
 
 class TorchPass:
