@@ -32,7 +32,9 @@ OPS = ("conv", "conv", "conv", "padded_conv", "pool", "pad", "add", "mul", "conc
        "global", "block", "block")
 
 
-def _size_after(n: int, k: int, s: int, d: int, b: int, a: int, ceil: bool = False) -> int:
+def size_after(n: int, k: int, s: int, d: int, b: int, a: int, ceil: bool = False) -> int:
+    """Output size of a window (kernel k, stride s, dilation d, padding b before and a after;
+    PyTorch's ceil_mode rule: the last window starts inside the input or left padding)."""
     extent = n + b + a - (d * (k - 1) + 1)
     if extent < 0:
         return 0
@@ -57,7 +59,7 @@ def _window_node(rng: random.Random, op: str, name: str, parent: str, ps: tuple[
         pad = [[rng.randint(0, 2), rng.randint(0, 2)] for _ in ps]
         ceil = False
     node.update(kernel=k, stride=s, dilation=d, pad=pad)
-    out = tuple(_size_after(n, kk, ss, dd, b, a, ceil)
+    out = tuple(size_after(n, kk, ss, dd, b, a, ceil)
                 for n, kk, ss, dd, (b, a) in zip(ps, k, s, d, pad))
     return node, out
 
@@ -141,7 +143,7 @@ def random_description(rng: random.Random, max_nodes: int = 7) -> dict:
             padded = tuple(n + 2 * p for n, (p, _) in zip(ps, pad))
             conv, out = _window_node(rng, "conv", f"n{i + 1}", f"n{i}", padded)
             conv["pad"] = [[0, 0] for _ in ps]
-            out = tuple(_size_after(n, kk, ss, dd, 0, 0) for n, kk, ss, dd in
+            out = tuple(size_after(n, kk, ss, dd, 0, 0) for n, kk, ss, dd in
                         zip(padded, conv["kernel"], conv["stride"], conv["dilation"]))
             if any(n < 1 or n > limit for n in out):
                 continue

@@ -9,6 +9,7 @@ from analytic import Window, analyze, chain_closed_form, chain_recurrence
 from analytic.propagate import paper_reverse
 from analytic.regions import exact_regions
 from analytic.spec import load_spec
+from experiments.fuzz import size_after
 
 windows = st.builds(
     lambda k, s, d, b, a: Window(kernel=k, stride=s, dilation=d, pad=(b, a)),
@@ -44,16 +45,6 @@ def test_chain_formulas_equal_brute_force_inside_the_input(chain, extra):
             assert (lo[0, x], hi[0, x]) == (u, v)
 
 
-def _size_after(n, k, s, d, b, a, ceil=False):
-    extent = n + b + a - (d * (k - 1) + 1)
-    if extent < 0:
-        return 0
-    if not ceil:
-        return extent // s + 1
-    out = -(-extent // s) + 1
-    return out - 1 if (out - 1) * s >= n + b else out
-
-
 @st.composite
 def random_dags(draw):
     """Random spec graphs over every spec op, with branches, merges and misalignment."""
@@ -76,7 +67,7 @@ def random_dags(draw):
             d = [draw(st.integers(1, 2)) for _ in ps]
             pad = [[draw(st.integers(0, 2)), draw(st.integers(0, 2))] for _ in ps]
             ceil = op == "pool" and draw(st.booleans())
-            out = tuple(_size_after(n, *a, ceil) for n, *a in zip(ps, k, s, d, *zip(*pad)))
+            out = tuple(size_after(n, *a, ceil) for n, *a in zip(ps, k, s, d, *zip(*pad)))
             node.update(kernel=k, stride=s, dilation=d, pad=pad)
             if ceil:
                 node["ceil_mode"] = True
