@@ -590,5 +590,49 @@ def run(count: int, seed: int, frameworks: tuple[str, ...], log: Any = None, sta
             "failures": failures, "inexact": inexact}
 
 
+
+# ---- floating-point ties of a framework's interpolation -----------------------------------
+
+
+def find_ties(desc: dict, make_op: Callable, axis_reads: Callable,
+              who: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Per upsample node of ``desc``: where the framework's op (``make_op(node, ir_node)``)
+    reads other pixels than the spec's exact definition forward, and where its gradient lands
+    elsewhere than its forward reads (``axis_reads(op, in_shape, out_shape, axis)`` gives both
+    per output position). First differing position per node, as messages."""
+    from analytic.spec import load_spec
+
+    graph = load_spec(desc)
+    forward: dict[str, str] = {}
+    backward: dict[str, str] = {}
+    for node in desc["nodes"]:
+        if node["op"] != "upsample":
+            continue
+        ir = graph[node["name"]]
+        in_shape = graph[node["inputs"][0]].shape
+        op = make_op(node, ir)
+        for a in range(len(desc["input"])):
+            n, m = in_shape[a], ir.shape[a]
+            exact = [sorted(int(v) for v in row if v >= 0)
+                     for row in ir.edges[0].axes[a].reads(n, m)]
+            fwd, bwd = axis_reads(op, in_shape, ir.shape, a)
+            tie_notes(node, a, n, m, exact, fwd, bwd, forward, backward, who)
+    return forward, backward
+
+
+def tie_notes(node: dict, a: int, n: int, m: int, exact: list, fwd: list, bwd: list,
+              forward: dict, backward: dict, who: str = "torch") -> None:
+    """Record the first position where a framework's forward reads differ from the exact
+    definition, and where its gradient differs from its forward."""
+    where = f"{node.get('mode', 'nearest')} {n}->{m} on axis {a}"
+    if fwd != exact and node["name"] not in forward:
+        o = next(i for i in range(m) if fwd[i] != exact[i])
+        forward[node["name"]] = (f"{where}: {who} reads {fwd[o]} at position {o}, the exact "
+                                 f"definition {exact[o]}")
+    if bwd != fwd and node["name"] not in backward:
+        o = next(i for i in range(m) if bwd[i] != fwd[i])
+        backward[node["name"]] = (f"{where}: position {o} reads {fwd[o]} forward, its "
+                                  f"gradient goes to {bwd[o]}")
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -274,26 +274,9 @@ def _align_corners_matrix(n: int, m: int) -> np.ndarray:
 def upsampling_ties(desc: dict) -> tuple[dict[str, str], dict[str, str]]:
     """As ``fuzz_torch.upsampling_ties``, for the JAX function of each upsample node (float64,
     at the node's real shape): forward reads vs the exact definition, gradient vs forward."""
-    from analytic.spec import load_spec
-    from experiments.fuzz_torch import tie_notes
-
-    graph = load_spec(desc)
+    from experiments.fuzz import find_ties
     ndim = len(desc["input"])
-    forward: dict[str, str] = {}
-    backward: dict[str, str] = {}
-    for node in desc["nodes"]:
-        if node["op"] != "upsample":
-            continue
-        ir = graph[node["name"]]
-        in_shape = graph[node["inputs"][0]].shape
-        up = partial(_upsample, node, ndim)
-        for a in range(ndim):
-            exact = [sorted(int(v) for v in row if v >= 0)
-                     for row in ir.edges[0].axes[a].reads(in_shape[a], ir.shape[a])]
-            fwd, bwd = _axis_reads(up, in_shape, ir.shape, a)
-            tie_notes(node, a, in_shape[a], ir.shape[a], exact, fwd, bwd, forward, backward,
-                      "jax")
-    return forward, backward
+    return find_ties(desc, lambda node, ir: partial(_upsample, node, ndim), _axis_reads, "jax")
 
 
 def _axis_reads(op: Callable, in_shape, out_shape, a: int):

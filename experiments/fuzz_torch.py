@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.fuzz import find_ties
+
 CHANNELS = 2
 CAPTURE = "auto"  # the PyTorch frontend's capture: auto (fast, export as fallback) | export
 
@@ -273,43 +275,12 @@ def upsampling_ties(desc: dict) -> tuple[dict[str, str], dict[str, str]]:
     gradient lands elsewhere than its forward reads (torch's nearest backward computes source
     indices in float32: nearest-exact 24 -> 37 at position 18 reads pixel 12 forward, sends its
     gradient to pixel 11). First differing position per node."""
-    from analytic.spec import load_spec
-
-    graph = load_spec(desc)
-    ndim = len(desc["input"])
-    forward: dict[str, str] = {}
-    backward: dict[str, str] = {}
-    for node in desc["nodes"]:
-        if node["op"] != "upsample":
-            continue
-        ir = graph[node["name"]]
-        in_shape = graph[node["inputs"][0]].shape
+    def op(node: dict, ir: Any) -> Callable:
         mode = node.get("mode", "nearest")
         kwargs = {"align_corners": node.get("align_corners", False)} \
             if mode in ("linear", "bilinear") else {}
-        up = partial(F.interpolate, size=list(ir.shape), mode=mode, **kwargs)
-        for a in range(ndim):
-            n, m = in_shape[a], ir.shape[a]
-            exact = [sorted(int(v) for v in row if v >= 0)
-                     for row in ir.edges[0].axes[a].reads(n, m)]
-            fwd, bwd = _axis_reads(up, in_shape, ir.shape, a)
-            tie_notes(node, a, n, m, exact, fwd, bwd, forward, backward, "torch")
-    return forward, backward
-
-
-def tie_notes(node: dict, a: int, n: int, m: int, exact: list, fwd: list, bwd: list,
-              forward: dict, backward: dict, who: str = "torch") -> None:
-    """Record the first position where a framework's forward reads differ from the exact
-    definition, and where its gradient differs from its forward."""
-    where = f"{node.get('mode', 'nearest')} {n}->{m} on axis {a}"
-    if fwd != exact and node["name"] not in forward:
-        o = next(i for i in range(m) if fwd[i] != exact[i])
-        forward[node["name"]] = (f"{where}: {who} reads {fwd[o]} at position {o}, the exact "
-                                 f"definition {exact[o]}")
-    if bwd != fwd and node["name"] not in backward:
-        o = next(i for i in range(m) if bwd[i] != fwd[i])
-        backward[node["name"]] = (f"{where}: position {o} reads {fwd[o]} forward, its "
-                                  f"gradient goes to {bwd[o]}")
+        return partial(F.interpolate, size=list(ir.shape), mode=mode, **kwargs)
+    return find_ties(desc, op, _axis_reads, "torch")
 
 
 def _axis_reads(op: Callable, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
