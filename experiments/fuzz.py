@@ -634,5 +634,19 @@ def tie_notes(node: dict, a: int, n: int, m: int, exact: list, fwd: list, bwd: l
         backward[node["name"]] = (f"{where}: position {o} reads {fwd[o]} forward, its "
                                   f"gradient goes to {bwd[o]}")
 
+
+def mask_boxes(mask: np.ndarray, out_spatial: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi), each (D, *out_spatial), of the bounding box of each output position's nonzero
+    input gradient (``mask``: (n_out, *in_spatial)); lo > hi where it is empty."""
+    D = mask.ndim - 1
+    n_out = len(mask)
+    lo = np.ones((D, n_out), dtype=np.int64)
+    hi = np.zeros((D, n_out), dtype=np.int64)
+    for o in range(n_out):
+        nz = np.argwhere(mask[o])
+        if len(nz):
+            lo[:, o], hi[:, o] = nz.min(axis=0), nz.max(axis=0)
+    return lo.reshape(D, *out_spatial), hi.reshape(D, *out_spatial)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from experiments.fuzz import find_ties, mask_boxes
 from experiments.fuzz_torch import CHANNELS, Built, _pads, _per_axis, groups
 
 LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
@@ -274,7 +275,6 @@ def _align_corners_matrix(n: int, m: int) -> np.ndarray:
 def upsampling_ties(desc: dict) -> tuple[dict[str, str], dict[str, str]]:
     """As ``fuzz_torch.upsampling_ties``, for the JAX function of each upsample node (float64,
     at the node's real shape): forward reads vs the exact definition, gradient vs forward."""
-    from experiments.fuzz import find_ties
     ndim = len(desc["input"])
     return find_ties(desc, lambda node, ir: partial(_upsample, node, ndim), _axis_reads, "jax")
 
@@ -314,11 +314,4 @@ def support_boxes(fn: Callable, shape: tuple[int, ...]) -> tuple[np.ndarray, np.
     grads = np.concatenate([np.asarray(backward(jnp.asarray(cts[i:i + CHUNK])))
                             for i in range(0, len(cts), CHUNK)])[:n_out]
     mask = np.abs(grads).sum(axis=(1, 2)) > 0  # (n_out, *in_spatial)
-    D = len(shape) - 2
-    lo = np.ones((D, n_out), dtype=np.int64)
-    hi = np.zeros((D, n_out), dtype=np.int64)
-    for o in range(n_out):
-        nz = np.argwhere(mask[o])
-        if len(nz):
-            lo[:, o], hi[:, o] = nz.min(axis=0), nz.max(axis=0)
-    return lo.reshape(D, *out_spatial), hi.reshape(D, *out_spatial)
+    return mask_boxes(mask, tuple(out_spatial))

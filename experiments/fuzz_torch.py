@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.fuzz import find_ties
+from experiments.fuzz import find_ties, mask_boxes
 
 CHANNELS = 2
 CAPTURE = "auto"  # the PyTorch frontend's capture: auto (fast, export as fallback) | export
@@ -319,11 +319,4 @@ def support_boxes(model: nn.Module, shape: tuple[int, ...]) -> tuple[np.ndarray,
     cot = eye.expand(n_out, *y.shape).contiguous()
     (g,) = torch.autograd.grad(y, x, cot, is_grads_batched=True)
     mask = (g.abs().sum(dim=(1, 2)) > 0).numpy()  # (n_out, *in_spatial)
-    D = len(shape) - 2
-    lo = np.ones((D, n_out), dtype=np.int64)
-    hi = np.zeros((D, n_out), dtype=np.int64)
-    for o in range(n_out):
-        nz = np.argwhere(mask[o])
-        if len(nz):
-            lo[:, o], hi[:, o] = nz.min(axis=0), nz.max(axis=0)
-    return lo.reshape(D, *out_spatial), hi.reshape(D, *out_spatial)
+    return mask_boxes(mask, tuple(out_spatial))
