@@ -107,9 +107,9 @@ def crop(lines: list[str]) -> None:
                 continue
             crops = "; ".join("x".join(map(str, s)) for s in r["crop_shapes"])
             lines.append(
-                f"| {r['model']} | {r['input'][-1]} | {r['device']} | {r['end_point']} | "
+                f"| {r['model']} | {max(r['input'])} | {r['device']} | {r['end_point']} | "
                 f"{r['units']} | {crops} ({r['crop_chunk']}) | {r['crop_units_per_s']:.2f} | "
-                f"{r['measure_full_units_per_s']:.2f} | {r['loop_units_per_s']:.2f} | "
+                f"{_num(r['measure_full_units_per_s'], 2)} | {r['loop_units_per_s']:.2f} | "
                 f"{r['speedup']:.1f}x, {verdict(r['speedup'], 10, False)} | "
                 f"{r['max_rel_diff']:.1e} |")
     lines.append("")

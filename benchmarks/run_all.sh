@@ -9,6 +9,7 @@ $PY benchmarks/bench_graph_scaling.py
 $PY benchmarks/bench_capture.py --threads 1
 $PY benchmarks/bench_erf_speed.py --output layer3 --units grid:8 --threads 1
 $PY benchmarks/bench_crop.py --threads 1
+$PY benchmarks/bench_crop_jax.py --threads 1 --size 1024
 $PY benchmarks/bench_frontends.py --threads 1
 for fw in torch jax; do
     for model in small resnet50; do

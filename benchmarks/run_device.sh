@@ -36,6 +36,7 @@ cpu capture $PY $B/bench_capture.py --threads 1 & pids+=($!)
 cpu frontends $PY $B/bench_frontends.py --threads 1 & pids+=($!)
 cpu erf_speed_cpu $PY $B/bench_erf_speed.py --output layer3 --units grid:8 --threads 1 --repeat 2 & pids+=($!)
 cpu crop $PY $B/bench_crop.py --threads 1 & pids+=($!)
+cpu crop_jax $PY $B/bench_crop_jax.py --threads 1 --size 1024 & pids+=($!)
 for fw in torch jax; do
     cpu erf_fw_small_${fw}_cpu $PY $B/bench_erf_frameworks.py --framework $fw --model small --threads 1 --repeat 3 & pids+=($!)
     cpu erf_fw_r50_${fw}_cpu $PY $B/bench_erf_frameworks.py --framework $fw --model resnet50 --threads 1 --repeat 1 & pids+=($!)
