@@ -3,27 +3,28 @@ that holds the unit's exact region, placed back into a full-size map.
 
 A unit depends on no input outside its exact region (``analytic``), so its input gradient on
 the full input equals the gradient on any crop that contains the region, provided every
-intermediate position keeps its phase and nothing depends on the input size. The plan here:
+intermediate position keeps its phase, keeps its value, and nothing depends on the input
+size. The plan here:
 
 - crop starts are multiples of ``L`` per axis, the lcm of the strides of every node the
   end-point depends on (for a node without a stride, after upsampling, the denominator of its
   size ratio to the input), so every intermediate grid keeps its phase;
 - interior crops have one size (the largest region plus ``L - 1``, rounded up to a multiple
-  of L), so
-  many crops go through one forward and one backward pass stacked along the batch axis (each
-  batch entry carries its own unit's impulse); a crop never leaves the input, and a unit at
-  the border keeps the real border inside its crop;
-- before any crop is used, the model is analysed at each crop size and the end-point's r, S,
-  P and every cropped unit's exact region (shifted by the crop's start) must equal the full
+  of L), so many crops go through one forward and one backward pass stacked along the batch
+  axis (each batch entry carries its own unit's impulse); a crop never leaves the input, and
+  a unit at the border keeps the real border inside its crop;
+- before any crop is used, the model is analysed at each crop size and (1) the end-point's r,
+  S, P and every cropped unit's exact region (shifted by the crop's start) must equal the full
   input's: TF 'SAME' padding computed at forward time, ``ceil_mode`` windows at the border,
-  adaptive pooling, size-dependent resizing and global ops all show up there. Any difference
-  refuses cropping for the whole measurement, with the reason, and every unit is measured on
-  the full input instead.
+  adaptive pooling, size-dependent resizing and global ops all show up there; (2) every
+  intermediate position a unit reads (:mod:`erf.cones`), those whose value depends on no
+  input included (a window over padding only: a bias), must lie inside the crop's node, so
+  that no such constant becomes padding of another value. Any failure refuses cropping for
+  the whole measurement, with the reason, and every unit is measured on the full input.
 
 Units whose crop would be the whole input gain nothing and go through the full-input path
 (where packing applies).
 """
-
 from __future__ import annotations
 
 import math
