@@ -221,3 +221,46 @@ def test_out_of_memory_halves_the_chunk(monkeypatch):
         monkeypatch.setattr(torch_backend.TorchPass, "_grads",
                             lambda self, cot: (_ for _ in ()).throw(RuntimeError("other")))
         measure(model, (1, 1, 12, 12), units="all")
+
+
+def test_cone_boxes_equal_the_gradient_support_at_every_layer():
+    """erf.cones against autograd: with positive weights and no nonlinearity, a unit depends on
+    an intermediate position exactly where its gradient there is nonzero."""
+    from analytic import analyze
+    from erf.cones import cone_boxes
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, stride=2, padding=1),
+                          nn.Conv2d(1, 1, 3, padding=2, dilation=2),
+                          nn.AvgPool2d(2, stride=2, padding=1),
+                          nn.Conv2d(1, 1, (2, 3), stride=(1, 2), padding=(0, 3))).double()
+    for m in model:
+        for p in m.parameters():
+            p.data.fill_(1.0)
+    shape = (1, 1, 23, 19)
+    a = analyze(model, shape)
+    out = a.graph[a.output].shape
+    units = np.array([(i, j) for i in range(out[0]) for j in range(out[1])])
+    cones = cone_boxes(a.graph, a.output, units)
+    acts = []
+
+    def keep(module, args, out):
+        out.retain_grad()
+        acts.append(out)
+    handles = [m.register_forward_hook(keep) for m in model]
+    reads_something = 0
+    for u in units:
+        acts.clear()
+        x = torch.ones(shape, dtype=torch.float64, requires_grad=True)
+        y = model(x)
+        y[0, 0, u[0], u[1]].backward()
+        for k, act in enumerate(acts[:-1]):
+            nz = np.argwhere(act.grad[0, 0].numpy() != 0)
+            lo, hi = (c[np.flatnonzero((units == u).all(1))[0]]
+                      for c in cones[a.graph.resolve(str(k))])
+            if not len(nz):  # the unit reads only padding there
+                assert np.any(lo > hi), (u, k)
+                continue
+            assert np.array_equal(lo, nz.min(0)) and np.array_equal(hi, nz.max(0)), (u, k)
+            reads_something += 1
+    assert reads_something > len(units)
+    for h in handles:
+        h.remove()
