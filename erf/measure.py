@@ -99,9 +99,11 @@ class ERFResult:
             f"{'x'.join(map(str, node.shape)) or 'global'}) of a {s['framework']} model, input "
             f"{'x'.join(map(str, s['input_shape']))}, {s['dtype']} on {s['device']}",
             f"  {what}; {s['samples']} samples ({s['input_dist']} inputs"
-            + (f", init {s['init']}" if s.get("init") else "") + f"); backward "
-            f"{s.get('backward', '?')}, {s.get('chunk', '?')} impulses per pass"
-            + (f", {s['groups']} packed groups" if s.get("pack") else "") + _crop_note(s),
+            + (f", init {s['init']}" if s.get("init") else "") + ")"
+            + (f"; backward {s.get('backward', '?')}, {s['chunk']} impulses per pass"
+               if "chunk" in s else "")
+            + (f", {s['groups']} packed groups" if s.get("pack") and s.get("groups") else "")
+            + _crop_note(s),
             f"  analytic: r={_fmt(node.size)} S={_fmt(node.stride)} P={_fmt(node.padding)}; "
             f"region {_box(self.region)}",
         ]
