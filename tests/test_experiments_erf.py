@@ -74,3 +74,24 @@ def test_erf_kind_config_errors(tmp_path):
                    + 'unitz = "all"\n')
     with pytest.raises(runner.ConfigError, match=r"unitz: unknown key \(did you mean 'units'"):
         runner.read_config(cfg)
+
+
+def test_erf_kind_crop_key_gives_the_same_maps(tmp_path):
+    """``crop = true`` in a config measures on crops (recorded per end-point) and changes no
+    map beyond floating point."""
+    import numpy as np
+    maps = {}
+    for crop in (False, True):
+        cfg = tmp_path / f"erf_{crop}.toml"
+        cfg.write_text(ERF.replace('input_size = 40', 'input_size = 96\nunits = "grid:3"\n'
+                                   f'crop = {str(crop).lower()}\ncheck = false'))
+        out = runner.run(cfg, out=tmp_path / f"out_{crop}", progress=False)
+        (item,) = json.loads((out / "results.json").read_text())["items"]
+        rows = {r["endpoint"]: r for r in item["endpoints"]}
+        if crop:
+            assert rows["layer1"]["crop"]["cropped_units"] == 9
+            assert rows["layer1"]["crop"]["refused"] is None
+        else:
+            assert rows["layer1"]["crop"] is None
+        maps[crop] = np.load(out / rows["layer1"]["map"])
+    np.testing.assert_allclose(maps[True], maps[False], rtol=1e-5, atol=1e-7)
