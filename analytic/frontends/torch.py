@@ -69,7 +69,7 @@ from ..errors import CaptureError, SpecError, UnsupportedOpError
 from ..graph import Graph
 from ..limits import SMALLER, check_memory
 from . import torch_ops_shape, torch_ops_tensor, torch_ops_window  # noqa: F401  (rules)
-from .torch_fast import FastCaptureUnsupported, FastProgram, record
+from .torch_fast import FastCaptureUnsupported, FastProgram, decompositions, record
 from .torch_layout import Layout
 from .torch_rules import RULES, OpCall, RuleError, RuleTable, op_name, user_rules
 from .torch_walk import Builder, Missing
@@ -167,7 +167,7 @@ def trace(model: torch.nn.Module, input_shape: Sequence[int] | None = None,
             graph, layouts = Builder(program, table, spatial_dims).build()
             break
         except Missing as missing:
-            decomposable = {op: fn for op, fn in _decompositions().items()
+            decomposable = {op: fn for op, fn in decompositions().items()
                             if op in missing.ops} if decompose and attempt < 3 else {}
             if not decomposable:
                 note = (f"\n(after decomposing {', '.join(decomposed)}, which have no rule)"
@@ -307,14 +307,3 @@ def _decompose(program: ExportedProgram, table: dict) -> ExportedProgram:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return program.run_decompositions(table)
-
-
-_DECOMP: dict | None = None
-
-
-def _decompositions() -> dict:
-    global _DECOMP
-    if _DECOMP is None:
-        from torch._decomp import decomposition_table
-        _DECOMP = dict(decomposition_table)
-    return _DECOMP

@@ -214,7 +214,7 @@ class _Recorder(TorchDispatchMode):
         if not any(id(t) in self.nodes for t in _tensors(args, kwargs)):
             return self._constant_op(func, args, kwargs)
         if self.decompose and lookup(func, self.user_rules) is None:
-            decomp = _decompositions().get(func)
+            decomp = decompositions().get(func)
             if decomp is not None:
                 with self:
                     return decomp(*args, **kwargs)
@@ -458,7 +458,8 @@ def _mutated_args(func: Any, args: Sequence, kwargs: dict) -> list[torch.Tensor]
 _DECOMP: dict | None = None
 
 
-def _decompositions() -> dict:
+def decompositions() -> dict:
+    """torch's decomposition table (op -> function), loaded once; both captures use it."""
     global _DECOMP
     if _DECOMP is None:
         from torch._decomp import decomposition_table
