@@ -33,7 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).parent)]
-from common import write_result  # noqa: E402
+from common import crop_row, interior_grid, write_result  # noqa: E402
 
 import erf  # noqa: E402
 from experiments.models.modern import convnext_t, replknet_31b  # noqa: E402
@@ -97,9 +97,7 @@ def main() -> None:
     description, make, output, stride = MODELS[opts.model]
     model = make().eval().to(opts.device)
     shape = (1, 3, opts.size, opts.size)
-    n = opts.size // stride  # the end-point's size
-    idx = np.linspace(n // 8, n - 1 - n // 8, opts.grid).round().astype(int)
-    units = np.array([(i, j) for i in idx for j in idx])
+    units = interior_grid(opts.size // stride, opts.grid)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     kw = dict(output=output, device=opts.device, chunk=opts.chunk)
     erf.measure(model, (1, 3, 256, 256), units=units[:2] // 2, crop=True, **kw)  # warm-up
@@ -109,24 +107,8 @@ def main() -> None:
     full, t_full = timed(lambda: erf.measure(model, inputs=x, units=sub, **kw), opts.device)
     xt = torch.as_tensor(x, device=opts.device)
     loop, t_loop = timed(lambda: per_unit_loop(model, xt, output, sub), opts.device)
-    pick = [int(np.flatnonzero((units == u).all(1))[0]) for u in sub]
-    err = float(np.abs(cropped.maps[pick] - loop).max() / np.abs(loop).max())
-    err_full = float(np.abs(full.maps - loop).max() / np.abs(loop).max())
-    info = cropped.settings["crop"]
-    row = {"model": description, "input": list(shape),
-           "device": opts.device, "end_point": output, "units": len(units),
-           "crop_shapes": info["crop_shapes"], "crop_chunk": cropped.settings["crop_chunk"],
-           "crop_seconds": t_crop, "crop_units_per_s": len(units) / t_crop,
-           "full_units_timed": len(sub), "measure_full_seconds": t_full,
-           "measure_full_units_per_s": len(sub) / t_full, "loop_seconds": t_loop,
-           "loop_units_per_s": len(sub) / t_loop, "max_rel_diff": err,
-           "max_rel_diff_full": err_full}
-    row["speedup"] = row["crop_units_per_s"] / row["loop_units_per_s"]
-    print(f"{len(units)} units at {output} ({opts.device}): crop "
-          f"{row['crop_units_per_s']:.1f} units/s (crops {info['crop_shapes']}, "
-          f"{row['crop_chunk']} per pass), full-input erf.measure "
-          f"{row['measure_full_units_per_s']:.2f}, one forward+backward per unit "
-          f"{row['loop_units_per_s']:.2f} units/s: {row['speedup']:.1f}x; max rel diff {err:.1e}")
+    row = crop_row(description, shape, opts.device, output, units, cropped, t_crop, sub, loop,
+                   t_loop, full, t_full)
     name = "crop" + ("" if (opts.model, opts.size) == ("resnet50", 512) else
                      f"_{opts.model}_{opts.size}") + ("" if opts.device == "cpu" else "_cuda")
     path = write_result(name, {"target_speedup": 10, "threads": opts.threads,

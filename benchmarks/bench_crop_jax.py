@@ -35,7 +35,7 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from common import write_result
+    from common import crop_row, interior_grid, write_result
 
     import erf
     from erf.jax_backend import _truncate
@@ -46,9 +46,7 @@ def main() -> None:
     dev = jax.devices({"cuda": "gpu"}.get(opts.device, opts.device))[0]
     params = jax.device_put(params, dev)
     output, stride, shape = "block2", 16, (1, opts.size, opts.size, 3)
-    n = opts.size // stride
-    idx = np.linspace(n // 8, n - 1 - n // 8, 8).round().astype(int)
-    units = np.array([(i, j) for i in idx for j in idx])
+    units = interior_grid(opts.size // stride, 8)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     kw = dict(output=output, device=opts.device, layout="NHWC")
     model = (fn, params)
@@ -74,21 +72,8 @@ def main() -> None:
     t = time.perf_counter()
     ref = loop()
     t_loop = time.perf_counter() - t
-    pick = [int(np.flatnonzero((units == u).all(1))[0]) for u in sub]
-    err = float(np.abs(cropped.maps[pick] - ref).max() / np.abs(ref).max())
-    info = cropped.settings["crop"]
-    row = {"model": "slim resnet_v1_50 (JAX, NHWC)", "input": list(shape),
-           "device": opts.device, "end_point": output, "units": len(units),
-           "crop_shapes": info["crop_shapes"], "crop_chunk": cropped.settings["crop_chunk"],
-           "crop_seconds": t_crop, "crop_units_per_s": len(units) / t_crop,
-           "full_units_timed": len(sub), "measure_full_seconds": None,
-           "measure_full_units_per_s": None, "loop_seconds": t_loop,
-           "loop_units_per_s": len(sub) / t_loop, "max_rel_diff": err}
-    row["speedup"] = row["crop_units_per_s"] / row["loop_units_per_s"]
-    print(f"{len(units)} units at {output} ({opts.device}, JAX): crop "
-          f"{row['crop_units_per_s']:.1f} units/s (crops {info['crop_shapes']}), one forward+"
-          f"backward per unit {row['loop_units_per_s']:.2f} units/s: {row['speedup']:.1f}x; "
-          f"max rel diff {err:.1e}")
+    row = crop_row("slim resnet_v1_50 (JAX, NHWC)", shape, opts.device, output, units,
+                   cropped, t_crop, sub, ref, t_loop)
     name = f"crop_jax_{opts.size}" + ("" if opts.device == "cpu" else "_cuda")
     path = write_result(name, {"target_speedup": 10, "threads": opts.threads,
                                "jax": jax.__version__, "load_average_1min": os.getloadavg()[0],

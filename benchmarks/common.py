@@ -53,3 +53,41 @@ def write_result(name: str, payload: dict) -> Path:
         json.dump(payload, f, indent=1)
     os.replace(tmp, path)
     return path
+
+
+def interior_grid(n: int, grid: int):
+    """A grid x grid array of end-point positions of a square n x n end-point, clear of the
+    outer eighth on each side (regions well inside the image)."""
+    import numpy as np
+    idx = np.linspace(n // 8, n - 1 - n // 8, grid).round().astype(int)
+    return np.array([(i, j) for i in idx for j in idx])
+
+
+def crop_row(description: str, shape, device: str, output: str, units, cropped, t_crop: float,
+             sub, loop, t_loop: float, full=None, t_full: float | None = None) -> dict:
+    """The result row of a crop benchmark (``bench_crop*.py``): units/s of the crop path
+    (``cropped``, an ERFResult of ``units``), of the per-unit loop (maps ``loop`` of the units
+    ``sub``) and of full-input erf.measure when timed (``full`` of ``sub``); the speed-up and
+    the largest difference to the loop's maps relative to their maximum. Printed too."""
+    import numpy as np
+    pick = [int(np.flatnonzero((units == u).all(1))[0]) for u in sub]
+    top = np.abs(loop).max()
+    info = cropped.settings["crop"]
+    row = {"model": description, "input": list(shape), "device": device,
+           "end_point": output, "units": len(units), "crop_shapes": info["crop_shapes"],
+           "crop_chunk": cropped.settings["crop_chunk"], "crop_seconds": t_crop,
+           "crop_units_per_s": len(units) / t_crop, "full_units_timed": len(sub),
+           "measure_full_seconds": t_full,
+           "measure_full_units_per_s": None if t_full is None else len(sub) / t_full,
+           "loop_seconds": t_loop, "loop_units_per_s": len(sub) / t_loop,
+           "max_rel_diff": float(np.abs(cropped.maps[pick] - loop).max() / top)}
+    if full is not None:
+        row["max_rel_diff_full"] = float(np.abs(full.maps - loop).max() / top)
+    row["speedup"] = row["crop_units_per_s"] / row["loop_units_per_s"]
+    measured = ("" if t_full is None else
+                f", full-input erf.measure {row['measure_full_units_per_s']:.2f}")
+    print(f"{len(units)} units at {output} ({device}): crop {row['crop_units_per_s']:.1f} "
+          f"units/s (crops {info['crop_shapes']}, {row['crop_chunk']} per pass){measured}, "
+          f"one forward+backward per unit {row['loop_units_per_s']:.2f} units/s: "
+          f"{row['speedup']:.1f}x; max rel diff {row['max_rel_diff']:.1e}")
+    return row
