@@ -95,20 +95,15 @@ def plan(analysis: Any, units: np.ndarray, boxes: np.ndarray) -> CropPlan:
     node = analysis.node()
     spatial = np.asarray(analysis.input_shape, np.int64)
     k, d = len(units), len(spatial)
-    none = CropPlan(np.zeros(0, np.int64), np.zeros((0, d), np.int64), np.zeros(0, np.int64),
-                    np.zeros((0, d), np.int64), full=np.arange(k))
     if node.is_global:
-        none.refused = (f"the end-point {node.path or node.name} is global: every unit reads "
-                        "the whole input")
-        return none
+        return uncropped(k, d, f"the end-point {node.path or node.name} is global: every unit "
+                               "reads the whole input")
     if len(node.shape) != d:
-        none.refused = (f"the end-point has {len(node.shape)} spatial axes and the input {d}: "
-                        "crops need one end-point axis per input axis")
-        return none
+        return uncropped(k, d, f"the end-point has {len(node.shape)} spatial axes and the input "
+                               f"{d}: crops need one end-point axis per input axis")
     multiple = phase_multiple(analysis)
     if isinstance(multiple, str):
-        none.refused = multiple
-        return none
+        return uncropped(k, d, multiple)
     L = np.asarray(multiple, np.int64)
     lo, hi = boxes[:, :, 0].astype(np.int64), boxes[:, :, 1].astype(np.int64)
     empty = np.any(lo > hi, axis=1)
@@ -211,11 +206,15 @@ def _cones_fit(full: Any, crop: Any, ancestors: list[str], scales: dict, cones: 
     return None
 
 
-def _refuse(p: CropPlan, why: str) -> CropPlan:
-    units = np.sort(np.concatenate([p.full, p.units]))
-    d = p.starts.shape[1]
+def uncropped(k: int, d: int, why: str, multiple: tuple[int, ...] = ()) -> CropPlan:
+    """The plan that measures all ``k`` units (``d`` input axes) on the full input, and why."""
     return CropPlan(np.zeros(0, np.int64), np.zeros((0, d), np.int64), np.zeros(0, np.int64),
-                    np.zeros((0, d), np.int64), full=units, multiple=p.multiple, refused=why)
+                    np.zeros((0, d), np.int64), full=np.arange(k), multiple=multiple,
+                    refused=why)
+
+
+def _refuse(p: CropPlan, why: str) -> CropPlan:
+    return uncropped(len(p.full) + len(p.units), p.starts.shape[1], why, p.multiple)
 
 
 def cut(x: np.ndarray, axes: Sequence[int], start: np.ndarray, shape: Sequence[int]):

@@ -83,9 +83,8 @@ class Block:
         return out
 
     def windows(self) -> list[tuple[slice, ...]]:
-        """Per unit, the slices of the input its map covers."""
-        if self.starts is None:
-            return [() for _ in self.units]
+        """Per unit, the slices of the input its window covers (crop blocks only)."""
+        assert self.starts is not None
         size = next(iter(self.maps.values())).shape[1:]
         return [tuple(slice(int(a), int(a) + n) for a, n in zip(start, size))
                 for start in self.starts]
@@ -153,10 +152,8 @@ def _crop_plan(model: Any, analysis: Analysis, output: str | None, framework: st
                layout: str | None, input_shape: tuple[int, ...], in_layout: Layout,
                units: np.ndarray, boxes: np.ndarray) -> crops.CropPlan:
     if in_layout.batch is None:
-        p = crops.plan(analysis, units[:0], boxes[:0])
-        p.full, p.refused = np.arange(len(units)), ("crops are stacked along the batch axis "
-                                                    "and this input has none")
-        return p
+        return crops.uncropped(len(units), len(analysis.input_shape), "crops are stacked along "
+                               "the batch axis and this input has none")
     p = crops.plan(analysis, units, boxes)
     if not len(p.units):
         return p
@@ -275,13 +272,8 @@ def run(s: Setup, *, samples: int, seed: int, input_dist: str = "normal",
                 continue
             fwd = b.start(x)
             if chunk is None:
-                budget = memory_budget or b.memory_budget()
-                cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
-                chunk = int(np.clip(budget // max(fwd.bytes_per_cotangent, 1), 1, cap))
-                s.settings["chunk"] = chunk
-                s.settings["memory_budget"] = int(budget)
-            else:
-                s.settings["chunk"] = chunk
+                chunk = _fitting(b, fwd.bytes_per_cotangent, memory_budget, s.settings)
+            s.settings["chunk"] = chunk
             start = 0
             while start < len(groups):
                 part = groups[start:start + chunk]
@@ -319,12 +311,19 @@ def _cropped(s: Setup, x: np.ndarray, variants: tuple[str, ...], sample: int,
                 size = _smaller(e, s, len(part), "crop_chunk")
                 continue
             if size is None:
-                budget = memory_budget or b.memory_budget()
-                cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
-                size = int(np.clip(budget // max(per_crop, 1), 1, cap))
+                size = _fitting(b, per_crop, memory_budget, s.settings)
             s.settings["crop_chunk"] = size
             finite = np.isfinite(maps["abs"].reshape(len(part), -1)).all(axis=1)
             yield Block(sample, p.units[part], maps, finite, p.starts[part])
+
+
+def _fitting(b: Any, bytes_each: int, memory_budget: int | None, settings: dict) -> int:
+    """Impulses (or crops) per pass that fit the memory budget, capped per device kind; the
+    budget goes into ``settings``."""
+    budget = memory_budget or b.memory_budget()
+    settings["memory_budget"] = int(budget)
+    cap = MAX_CHUNK["cpu" if b.on_cpu else "accelerator"]
+    return int(np.clip(budget // max(bytes_each, 1), 1, cap))
 
 
 def _smaller(error: Exception, s: Setup, tried: int, key: str) -> int:
