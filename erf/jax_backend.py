@@ -276,6 +276,7 @@ class JaxBackend:
         self._forward = _cached(_jit_forward, self.call)
         self._rows = 0
         self._crop_rows: dict = {}
+        self._crop_out: dict = {}  # crop stack shape -> end-point shape and dtype
         self._sample_params = self.params
 
     @property
@@ -356,7 +357,9 @@ class JaxBackend:
         per_crop = crops.shape[1 + layout.batch]
         x = jnp.asarray(np.concatenate(list(crops), axis=layout.batch), self.np_dtype)
         params = self._sample_params
-        y = jax.eval_shape(self.call, params, x)
+        if x.shape not in self._crop_out:  # tracing the function once per crop stack shape
+            self._crop_out[x.shape] = jax.eval_shape(self.call, params, x)
+        y = self._crop_out[x.shape]
         out_layout = infer_layout(tuple(y.shape), node_shape, layout.channels_last, True,
                                   what="function output on crops")
         cot = jnp.asarray(stacked_cotangent(y.shape, out_layout, inner, per_crop), y.dtype)
