@@ -264,3 +264,35 @@ def test_cone_boxes_equal_the_gradient_support_at_every_layer():
     assert reads_something > len(units)
     for h in handles:
         h.remove()
+
+
+def test_a_bias_only_position_read_by_a_unit_refuses_the_crop():
+    """Random net 390 (found by the 500-net stress run): a unit multiplies a position whose
+    window reads only padding (its value is a bias); in a crop it would be the zero of a pad.
+    The regions agree, the dependency cones do not: refused, and the maps equal the full ones."""
+    from experiments.fuzz import random_description
+    from experiments.fuzz_torch import build
+    built = build(random_description(random.Random(390)), seed=390)
+    with pytest.warns(UserWarning, match="a unit reads positions of node .* outside a crop"):
+        cropped = measure(built.model, built.shape, units="all", dtype="float64", crop=True)
+    full = measure(built.model, built.shape, units="all", dtype="float64")
+    np.testing.assert_array_equal(cropped.maps, full.maps)
+    assert np.abs(full.maps).max() > 0
+
+
+def test_input_without_batch_axis_is_not_cropped():
+    """A JAX function of one (H, W, C) image: no batch axis to stack crops along."""
+    jax = pytest.importorskip("jax")
+    w = np.ones((3, 3, 1, 1), np.float32)
+
+    def fn(x):
+        y = x[None]
+        for _ in range(2):
+            y = jax.lax.conv_general_dilated(y, w, (1, 1), "VALID",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y[0]
+    with pytest.warns(UserWarning, match="stacked along the batch axis and this input has none"):
+        r = measure(fn, (30, 30, 1), layout="HWC", units="grid:3", crop=True)
+    full = measure(fn, (30, 30, 1), layout="HWC", units="grid:3")
+    np.testing.assert_array_equal(r.maps, full.maps)
+    assert np.abs(full.maps).max() > 0
