@@ -283,10 +283,9 @@ def test_a_bias_only_position_read_by_a_unit_refuses_the_crop():
 def test_input_without_batch_axis_is_not_cropped():
     """A JAX function of one (H, W, C) image: no batch axis to stack crops along."""
     jax = pytest.importorskip("jax")
-    w = np.ones((3, 3, 1, 1), np.float32)
-
     def fn(x):
         y = x[None]
+        w = jax.numpy.ones((3, 3, 1, 1), x.dtype)  # float64 under a process-wide x64 too
         for _ in range(2):
             y = jax.lax.conv_general_dilated(y, w, (1, 1), "VALID",
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
